@@ -60,3 +60,21 @@ def test_make_generator_is_reproducible_and_independent_of_global_state():
     a = torch.randn(4, generator=g1)
     torch.randn(10)  # moving the global generator must not matter
     assert torch.equal(a, torch.randn(4, generator=g2))
+
+
+def test_glue_stores_plain_numbers_and_rejects_arrays(monkeypatch):
+    recorded = {}
+    import myst_nb
+
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: recorded.update({name: value}))
+    assert vc.glue("gap", torch.tensor(0.25)) == 0.25
+    assert recorded == {"gap": 0.25} and type(recorded["gap"]) is float
+    with pytest.raises(ValueError, match=r"0-d tensor.*\(3,\)"):
+        vc.glue("bad", torch.ones(3))
+    with pytest.raises(ValueError, match="name must be"):
+        vc.glue("not a name", 1.0)
+
+
+def test_glue_without_myst_nb_is_a_no_op(monkeypatch):
+    monkeypatch.setitem(sys.modules, "myst_nb", None)  # as on a plain Colab runtime
+    assert vc.glue("gap", 1.5) == 1.5

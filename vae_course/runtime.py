@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["setup", "make_generator", "default_device", "RuntimeInfo"]
+__all__ = ["setup", "make_generator", "default_device", "RuntimeInfo", "glue"]
 
 
 @dataclass(frozen=True)
@@ -71,3 +71,24 @@ def make_generator(seed: int, device: str | torch.device = "cpu") -> torch.Gener
 def default_device() -> str:
     """"cuda" when a GPU is visible, else "cpu". Chapters are written and timed for the CPU."""
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def glue(name: str, value, display: bool = False):
+    """Publish a computed value under `name` so the prose can show it (`{glue:text}` in MyST).
+
+    On the website this is myst-nb's `glue`. Where myst-nb is not installed (a plain Colab
+    runtime, say) it does nothing, so the chapter still runs. A 0-d tensor is stored as a
+    Python number. Returns the value stored.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"name must be an identifier-like string, got {name!r}")
+    if isinstance(value, torch.Tensor):
+        if value.dim() != 0:
+            raise ValueError(f"value must be a number or a 0-d tensor, got a tensor of shape {tuple(value.shape)}")
+        value = value.item()
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        return value
+    myst_glue(name, value, display=display)
+    return value

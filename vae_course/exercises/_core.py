@@ -18,6 +18,8 @@ __all__ = ["CheckResult", "Failure", "Exercise", "register", "check", "known_exe
            "call", "expect_tensor", "expect_close", "expect_grad"]
 
 PASS_MARK, FAIL_MARK = "✅", "❌"
+# What check() reports for a stub of the student edition (the grader and the tests rely on it).
+NOT_IMPLEMENTED = "not implemented yet: replace the `raise NotImplementedError` line with your code."
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ def check(exercise_id: str, answer) -> CheckResult:
     try:
         detail = _REGISTRY[exercise_id].checker(answer)
     except NotImplementedError:
-        return _report(exercise_id, False, "not implemented yet: replace the `raise NotImplementedError` line with your code.")
+        return _report(exercise_id, False, NOT_IMPLEMENTED)
     except Failure as e:
         return _report(exercise_id, False, str(e))
     except StudentError as e:
@@ -106,8 +108,13 @@ def _report(exercise_id: str, passed: bool, message: str) -> CheckResult:
 # --- helpers for writing checkers -------------------------------------------------------------
 
 def call(answer: Callable, *args, where: str):
-    """Call the student's function on copies of `args`; describe any exception it raises."""
-    copies = [a.detach().clone().requires_grad_(a.requires_grad) if isinstance(a, torch.Tensor) else a for a in args]
+    """Call the student's function on copies of `args`; describe any exception it raises.
+
+    In-place edits of the copies never reach the caller's tensors; a tensor that requires grad
+    is copied with `clone()`, so gradients of the result still reach the caller's tensor
+    (`expect_grad(out, {"mu": mu}, ...)` works on the tensors passed to `call`).
+    """
+    copies = [_copy(a) for a in args]
     try:
         return answer(*copies)
     except NotImplementedError:
@@ -116,6 +123,12 @@ def call(answer: Callable, *args, where: str):
         frames = traceback.extract_tb(e.__traceback__)
         line = f" (line {frames[-1].lineno}: {frames[-1].line})" if frames and frames[-1].line else ""
         raise StudentError(f"your function raised {type(e).__name__}: {e}{line}, {where}.") from None
+
+
+def _copy(a):
+    if not isinstance(a, torch.Tensor):
+        return a
+    return a.clone() if a.requires_grad else a.detach().clone()
 
 
 def expect_tensor(out, *, shape: tuple, where: str, dtype: torch.dtype | None = None, name: str = "the result"):

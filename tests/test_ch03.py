@@ -1,0 +1,384 @@
+"""Chapter 3: its exercise checks reject the common mistakes, and its glued numbers are right.
+
+The glued numbers are compared with independent computations: eigenvalues from NumPy,
+log-likelihoods from `torch.distributions.MultivariateNormal` on the full covariance, factor
+analysis from a separate data-based EM written here, principal angles from NumPy's SVD.
+"""
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+from torch.distributions import MultivariateNormal
+
+import vae_course as vc
+from notebook_utils import ROOT, cached_run
+
+CHAPTER = ROOT / "book" / "03_linear_models.ipynb"
+F64 = torch.float64
+LOG_2PI = math.log(2 * math.pi)
+
+
+def check(exercise_id, fn):
+    return vc.exercises.check(exercise_id, fn)
+
+
+def stub(*args):
+    raise NotImplementedError("write your code here")
+
+
+# --- exercise: ppca_log_likelihood ----------------------------------------------------------------
+
+def _cov(W, s2):
+    return W @ W.T + s2 * torch.eye(W.shape[0], dtype=W.dtype)
+
+
+def ll_naive(x, W, mu, s2):
+    """The d x d way: correct, only slower."""
+    return MultivariateNormal(mu, covariance_matrix=_cov(W, s2)).log_prob(x)
+
+
+def ll_explicit_inverse(x, W, mu, s2):
+    C = _cov(W, s2)
+    xc = x - mu
+    quad = (xc @ torch.linalg.inv(C) * xc).sum(1)
+    return -0.5 * (W.shape[0] * LOG_2PI + torch.logdet(C) + quad)
+
+
+def _parts(x, W, mu, s2):
+    C = _cov(W, s2)
+    xc = x - mu
+    return W.shape[0] * LOG_2PI, torch.logdet(C), (xc @ torch.linalg.inv(C) * xc).sum(1)
+
+
+LL_MISTAKES = {
+    "missing log-determinant": (lambda x, W, mu, s2: -0.5 * (lambda c, l, q: c + q)(*_parts(x, W, mu, s2)),
+                                "log-determinant"),
+    "ignores W": (lambda x, W, mu, s2: MultivariateNormal(mu, s2 * torch.eye(W.shape[0], dtype=F64)).log_prob(x),
+                  "ignores W"),
+    "average over examples": (lambda x, W, mu, s2: ll_naive(x, W, mu, s2).mean(), "for each example"),
+    "sum over examples": (lambda x, W, mu, s2: ll_naive(x, W, mu, s2).sum(), "for each example"),
+    "average broadcast": (lambda x, W, mu, s2: ll_naive(x, W, mu, s2).mean().expand(x.shape[0]),
+                          "same value"),
+    "missing 2 pi": (lambda x, W, mu, s2: -0.5 * (lambda c, l, q: l + q)(*_parts(x, W, mu, s2)), "2π"),
+    "sign flip": (lambda x, W, mu, s2: -ll_naive(x, W, mu, s2), "sign is flipped"),
+    "missing 1/2": (lambda x, W, mu, s2: -sum(_parts(x, W, mu, s2)), "1/2"),
+    "sigma2 as std": (lambda x, W, mu, s2: ll_naive(x, W, mu, s2 ** 2), "standard deviation"),
+    "not centred": (lambda x, W, mu, s2: ll_naive(x, W, torch.zeros_like(mu), s2), "wrong value of log p(x)"),
+    "float32 output": (lambda x, W, mu, s2: ll_naive(x, W, mu, s2).float(), "dtype"),
+    "per-dimension values": (lambda x, W, mu, s2: x * 0 + ll_naive(x, W, mu, s2)[:, None], "shape"),
+}
+
+
+@pytest.mark.parametrize("fn", [vc.ppca_log_likelihood, ll_naive, ll_explicit_inverse], ids=str)
+def test_ppca_log_likelihood_check_passes_correct_answers(fn):
+    result = check("ppca_log_likelihood", fn)
+    assert result.passed, result.message
+
+
+def test_ppca_log_likelihood_check_fails_the_stub():
+    result = check("ppca_log_likelihood", stub)
+    assert not result.passed and "not implemented" in result.message
+
+
+@pytest.mark.parametrize("mistake", LL_MISTAKES, ids=str)
+def test_ppca_log_likelihood_check_names_each_mistake(mistake):
+    fn, words = LL_MISTAKES[mistake]
+    result = check("ppca_log_likelihood", fn)
+    assert not result.passed, f"the check accepted the mistake {mistake!r}"
+    assert words in result.message, result.message
+    assert "### BEGIN" not in result.message and "logdet(M)" not in result.message
+
+
+def test_ppca_log_likelihood_check_survives_a_crashing_answer():
+    result = check("ppca_log_likelihood", lambda x, W, mu, s2: x @ W.T)
+    assert not result.passed and "raised RuntimeError" in result.message
+
+
+# --- exercise: ppca_posterior ----------------------------------------------------------------------
+
+def posterior_by_conditioning(x, W, mu, s2):
+    C = _cov(W, s2)
+    K = torch.linalg.solve(C, W)  # C^-1 W
+    return (x - mu) @ K, torch.eye(W.shape[1], dtype=F64) - W.T @ K
+
+
+def _M(W, s2):
+    return W.T @ W + s2 * torch.eye(W.shape[1], dtype=F64)
+
+
+POST_MISTAKES = {
+    "cov missing sigma2": (lambda x, W, mu, s2: ((x - mu) @ W @ torch.linalg.inv(_M(W, s2)), torch.linalg.inv(_M(W, s2))),
+                           "missing the factor sigma2"),
+    "mean not centred": (lambda x, W, mu, s2: (x @ W @ torch.linalg.inv(_M(W, s2)), s2 * torch.linalg.inv(_M(W, s2))),
+                         "does not subtract mu"),
+    "mean missing M^-1": (lambda x, W, mu, s2: ((x - mu) @ W, s2 * torch.linalg.inv(_M(W, s2))), "missing M^{-1}"),
+    "PCA projection": (lambda x, W, mu, s2: ((x - mu) @ W @ torch.linalg.inv(W.T @ W), s2 * torch.linalg.inv(_M(W, s2))),
+                       "PCA projection"),
+    "precision instead of covariance": (lambda x, W, mu, s2: (posterior_by_conditioning(x, W, mu, s2)[0], _M(W, s2) / s2),
+                                        "precision"),
+    "one covariance per example": (lambda x, W, mu, s2: (posterior_by_conditioning(x, W, mu, s2)[0],
+                                                         posterior_by_conditioning(x, W, mu, s2)[1].expand(x.shape[0], -1, -1)),
+                                   "same for every example"),
+    "mean only": (lambda x, W, mu, s2: posterior_by_conditioning(x, W, mu, s2)[0], "pair (mean, cov)"),
+    "transposed mean": (lambda x, W, mu, s2: (posterior_by_conditioning(x, W, mu, s2)[0].T,
+                                              posterior_by_conditioning(x, W, mu, s2)[1]), "shape"),
+    "prior covariance": (lambda x, W, mu, s2: (posterior_by_conditioning(x, W, mu, s2)[0], torch.eye(W.shape[1], dtype=F64)),
+                         "wrong value of the posterior covariance"),
+}
+
+
+@pytest.mark.parametrize("fn", [vc.ppca_posterior, posterior_by_conditioning], ids=str)
+def test_ppca_posterior_check_passes_correct_answers(fn):
+    result = check("ppca_posterior", fn)
+    assert result.passed, result.message
+
+
+def test_ppca_posterior_check_fails_the_stub():
+    result = check("ppca_posterior", stub)
+    assert not result.passed and "not implemented" in result.message
+
+
+@pytest.mark.parametrize("mistake", POST_MISTAKES, ids=str)
+def test_ppca_posterior_check_names_each_mistake(mistake):
+    fn, words = POST_MISTAKES[mistake]
+    result = check("ppca_posterior", fn)
+    assert not result.passed, f"the check accepted the mistake {mistake!r}"
+    assert words in result.message, result.message
+
+
+def test_chapter_3_exercises_are_registered():
+    known = vc.exercises.known_exercises()
+    for eid, ref in (("ppca_log_likelihood", vc.ppca_log_likelihood), ("ppca_posterior", vc.ppca_posterior)):
+        assert known[eid].chapter == "03_linear_models" and known[eid].reference is ref
+
+
+# --- the chapter ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def run():
+    return cached_run(CHAPTER)
+
+
+@pytest.fixture(scope="module")
+def glued(run):
+    return run.glue
+
+
+@pytest.fixture(scope="module")
+def data():
+    x, _ = vc.load_mnist("train")
+    xt, yt = vc.load_mnist("test")
+    return x.double(), xt.double(), yt
+
+
+@pytest.fixture(scope="module")
+def eig(data):
+    """Eigenvalues (descending) and eigenvectors of the 1/N sample covariance, from NumPy."""
+    X = data[0].numpy()
+    S = np.cov(X, rowvar=False, bias=True)
+    w, v = np.linalg.eigh(S)
+    return torch.from_numpy(w[::-1].copy()), torch.from_numpy(v[:, ::-1].copy())
+
+
+def ppca_from_numpy(X, eig, k):
+    """PPCA's closed form from the NumPy eigen-decomposition: (mu, W, sigma2)."""
+    lam, V = eig
+    s2 = lam[k:].mean()
+    return X.mean(0), V[:, :k] * torch.sqrt(lam[:k] - s2), s2
+
+
+def mvn_mean_ll(x, mu, cov):
+    return MultivariateNormal(mu, covariance_matrix=cov).log_prob(x).mean().item()
+
+
+def test_chapter_runs_fast_and_writes_nothing(run):
+    assert run.seconds < 60, f"chapter 3 took {run.seconds:.1f} s"
+    assert run.files_written == []
+
+
+def test_every_glued_name_in_the_prose_is_glued(run, glued):
+    names = set()
+    for cell in run.nb.cells:
+        if cell.cell_type == "markdown":
+            names |= set(re.findall(r"\{glue:text\}`(\w+)", cell.source))
+    assert names and names <= set(glued), names - set(glued)
+
+
+def test_no_literal_decimals_in_the_prose(run):
+    for cell in run.nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        prose = re.sub(r"\$\$.*?\$\$|\$[^$]*\$|`[^`]*`|CC BY-SA 3\.0", "", cell.source, flags=re.S)
+        assert not re.search(r"\d\.\d", prose), prose
+
+
+def test_saved_notebook_has_no_outputs():
+    import nbformat
+
+    nb = nbformat.read(CHAPTER, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None
+
+
+def test_data_and_pca_numbers(glued, data, eig):
+    X = data[0]
+    lam, _ = eig
+    assert (glued["n_train"], glued["n_test"], glued["d"]) == (4000, 1000, 784)
+    assert glued["n_const_pixels"] == int((X.numpy().std(0) == 0).sum())
+    cum = torch.cumsum(lam, 0) / lam.sum()
+    assert glued["var_10"] == pytest.approx(100 * cum[9].item(), rel=1e-8)
+    assert glued["var_50"] == pytest.approx(100 * cum[49].item(), rel=1e-8)
+    assert glued["var_threshold"] == 90
+    assert glued["k_90"] == int((cum < 0.9).sum()) + 1
+    k = glued["k_rec"]
+    assert glued["pca_discarded"] == pytest.approx(lam[k:].sum().item(), rel=1e-9)
+    assert glued["pca_error"] == pytest.approx(lam[k:].sum().item(), rel=1e-9)
+
+
+def test_ppca_numbers(glued, data, eig):
+    X, Xt, _ = data
+    k = glued["k_ppca"]
+    mu, W, s2 = ppca_from_numpy(X, eig, k)
+    lam = eig[0]
+    C = W @ W.T + s2 * torch.eye(784, dtype=F64)
+    assert glued["ppca_sigma2"] == pytest.approx(s2.item(), rel=1e-9)
+    assert glued["ppca_sigma"] == pytest.approx(math.sqrt(s2.item()), rel=1e-9)
+    assert glued["ppca_train"] == pytest.approx(mvn_mean_ll(X, mu, C), rel=1e-8)
+    assert glued["ppca_test"] == pytest.approx(mvn_mean_ll(Xt, mu, C), rel=1e-8)
+    assert glued["ppca_test_per_pixel"] == pytest.approx(glued["ppca_test"] / 784, rel=1e-12)
+    for name in ("sigma2_gap", "rotation_gap", "mvn_gap", "bayes_gap"):
+        assert 0 <= glued[name] < 1e-8, name
+    # the posterior covariance is sigma2 M^-1 with M = Lambda_k in the eigenbasis: stds sqrt(sigma2 / lambda_j)
+    assert glued["post_std_min"] == pytest.approx(math.sqrt(s2 / lam[0]), rel=1e-8)
+    assert glued["post_std_max"] == pytest.approx(math.sqrt(s2 / lam[k - 1]), rel=1e-8)
+
+
+def test_reconstructions_and_samples(glued, data, eig):
+    X, Xt, _ = data
+    k = glued["k_ppca"]
+    mu, W, s2 = ppca_from_numpy(X, eig, k)
+    post_mean, _ = posterior_by_conditioning(Xt, W, mu, s2)
+    recon = mu + post_mean @ W.T
+    assert glued["recon_mse"] == pytest.approx(((recon - Xt) ** 2).sum(1).mean().item(), rel=1e-8)
+    z = torch.randn(10, k, generator=vc.make_generator(1), dtype=F64)
+    means = mu + z @ vc.fit_ppca(X.float(), k).W.T  # the package's W: the signs of eigenvectors are a convention
+    assert glued["sample_min"] == pytest.approx(means.min().item(), rel=1e-8)
+    assert glued["sample_max"] == pytest.approx(means.max().item(), rel=1e-8)
+    assert glued["sample_min"] < 0 and glued["sample_max"] > 1  # as the prose says
+
+
+def test_log_likelihood_against_latent_dimension(glued, data, eig):
+    X, Xt, _ = data
+    scores = {kk: (tr, te) for kk, tr, te in glued["ppca_scores"]}
+    for kk in (1, 20, 200, 600):
+        mu, W, s2 = ppca_from_numpy(X, eig, kk)
+        C = W @ W.T + s2 * torch.eye(784, dtype=F64)
+        assert scores[kk][0] == pytest.approx(mvn_mean_ll(X, mu, C), rel=1e-6, abs=1e-5), kk
+        assert scores[kk][1] == pytest.approx(mvn_mean_ll(Xt, mu, C), rel=1e-6, abs=1e-5), kk
+    ks = sorted(scores)
+    train = [scores[kk][0] for kk in ks]
+    test = [scores[kk][1] for kk in ks]
+    assert all(a < b for a, b in zip(train, train[1:])), "training log-likelihood must rise with k"
+    best = ks[int(np.argmax(test))]
+    assert glued["k_best"] == best and ks[0] < best < ks[-1], "the test score peaks inside the grid"
+    assert glued["ll_best_test"] == pytest.approx(scores[best][1], abs=1e-5)
+    assert glued["ll_best_train"] == pytest.approx(scores[best][0], abs=1e-5)
+    assert glued["k_max"] == ks[-1]
+    assert glued["ll_kmax_test"] == pytest.approx(scores[ks[-1]][1], abs=1e-5)
+    assert glued["ll_kmax_train"] == pytest.approx(scores[ks[-1]][0], abs=1e-5)
+    assert glued["ll_kmax_test"] < glued["ll_best_test"] - 100
+    assert glued["sigma2_kmax"] == pytest.approx(eig[0][ks[-1]:].mean().item(), rel=1e-6)
+
+
+def fa_by_data_em(X, k, steps, floor, eig):
+    """Factor analysis by EM written over the examples (not the covariance), from the PPCA start."""
+    mu, W, s2 = ppca_from_numpy(X, eig, k)
+    Xc = X - mu
+    n = X.shape[0]
+    psi = torch.full((X.shape[1],), float(s2), dtype=F64).clamp_min(floor)
+    eye = torch.eye(k, dtype=F64)
+    for _ in range(steps):
+        G = torch.linalg.inv(eye + W.T @ (W / psi[:, None]))
+        Ez = Xc @ (W / psi[:, None]) @ G  # (n, k) posterior means
+        sum_zz = n * G + Ez.T @ Ez
+        xz = Xc.T @ Ez  # (d, k)
+        W = xz @ torch.linalg.inv(sum_zz)
+        psi = ((Xc**2).mean(0) - (W * xz).sum(1) / n).clamp_min(floor)
+    return mu, W, psi
+
+
+@pytest.fixture(scope="module")
+def fa_independent(glued, data, eig):
+    X = data[0]
+    return {floor: fa_by_data_em(X, glued["k_ppca"], glued["fa_steps"], floor, eig) for floor in (1e-2, 1e-3, 1e-4)}
+
+
+def test_factor_analysis_numbers(glued, data, fa_independent):
+    X, Xt, _ = data
+    assert glued["fa_floor"] == 1e-3
+    assert glued["fa_floor_grey"] == pytest.approx(255 * math.sqrt(1e-3))
+    mu, W, psi = fa_independent[1e-3]
+    C = W @ W.T + torch.diag(psi)
+    assert glued["fa_train"] == pytest.approx(mvn_mean_ll(X, mu, C), rel=1e-7)
+    assert glued["fa_test"] == pytest.approx(mvn_mean_ll(Xt, mu, C), rel=1e-7)
+    assert glued["fa_at_floor"] == int((psi <= 1e-3).sum())
+    assert glued["fa_at_floor"] >= glued["n_const_pixels"]
+    assert glued["fa_ll_start"] == pytest.approx(glued["ppca_train"], rel=1e-10)
+    assert glued["fa_ll_end"] == pytest.approx(glued["fa_train"], rel=1e-10)
+    assert glued["fa_ll_start"] < glued["fa_ll_step1"] < glued["fa_ll_end"]
+    assert 0 <= glued["fa_min_increase"] <= glued["fa_last_increase"] + 1e-12
+    assert glued["fa_gain_test"] == pytest.approx(glued["fa_test"] - glued["ppca_test"], rel=1e-10)
+    scores = {f: (a, b) for f, a, b in glued["fa_floor_scores"]}
+    for floor, (mu, W, psi) in fa_independent.items():
+        C = W @ W.T + torch.diag(psi)
+        assert scores[floor][0] == pytest.approx(mvn_mean_ll(X, mu, C), rel=1e-6), floor
+        assert scores[floor][1] == pytest.approx(mvn_mean_ll(Xt, mu, C), rel=1e-6), floor
+    assert glued["floor_shift_train"] == pytest.approx(scores[1e-4][0] - scores[1e-2][0], abs=1e-5)
+    assert scores[1e-4][0] > scores[1e-3][0] > scores[1e-2][0]
+
+
+def _angle_deg(a, b):
+    qa, _ = np.linalg.qr(a.numpy())
+    qb, _ = np.linalg.qr(b.numpy())
+    return math.degrees(math.acos(min(1.0, np.linalg.svd(qa.T @ qb, compute_uv=False).min())))
+
+
+def test_factor_analysis_beats_ppca_on_heteroscedastic_noise(glued):
+    gen = vc.make_generator(3)
+    W_true = torch.randn(10, 2, generator=gen, dtype=F64)
+    psi = torch.full((10,), 0.1, dtype=F64)
+    psi[0] = 6.0
+    draws = []
+    for _ in range(2):
+        z = torch.randn(2000, 2, generator=gen, dtype=F64)
+        draws.append(z @ W_true.T + torch.randn(2000, 10, generator=gen, dtype=F64) * psi.sqrt())
+    train, test = draws
+    # PPCA from NumPy's eigen-decomposition
+    w, v = np.linalg.eigh(np.cov(train.numpy(), rowvar=False, bias=True))
+    lam, V = torch.from_numpy(w[::-1].copy()), torch.from_numpy(v[:, ::-1].copy())
+    s2 = lam[2:].mean()
+    W_ppca = V[:, :2] * torch.sqrt(lam[:2] - s2)
+    assert glued["toy_angle_ppca"] == pytest.approx(_angle_deg(W_ppca, W_true), rel=1e-6)
+    ll_ppca = mvn_mean_ll(test, train.mean(0), W_ppca @ W_ppca.T + s2 * torch.eye(10, dtype=F64))
+    assert glued["toy_ll_ppca"] == pytest.approx(ll_ppca, rel=1e-8)
+    fa = vc.fit_factor_analysis(train, 2, steps=200)
+    assert glued["toy_angle_fa"] == pytest.approx(_angle_deg(fa.W, W_true), rel=1e-6)
+    assert glued["toy_ll_fa"] == pytest.approx(mvn_mean_ll(test, fa.mu, fa.W @ fa.W.T + torch.diag(fa.psi)), rel=1e-8)
+    assert glued["toy_psi0_fa"] == pytest.approx(fa.psi[0].item(), rel=1e-8)
+    assert glued["toy_psi_true0"] == 6.0
+    assert glued["toy_angle_fa"] < 5 < 30 < glued["toy_angle_ppca"]
+    assert glued["toy_ll_fa"] > glued["toy_ll_ppca"]
+
+
+def test_linear_autoencoder_finds_the_pca_subspace(glued, eig):
+    k = glued["k_ae"]
+    assert glued["ae_pca_loss"] == pytest.approx(eig[0][k:].sum().item(), rel=1e-9)
+    # the trained loss cannot beat the PCA minimum, and it gets within a tiny margin of it
+    assert glued["ae_pca_loss"] - 1e-9 <= glued["ae_loss"] <= glued["ae_pca_loss"] + 1e-3
+    assert 0 <= glued["ae_max_angle"] < 0.05
+    assert glued["ae_max_cos"] > 0.05  # the decoder's columns are a non-orthogonal basis of the subspace
