@@ -98,6 +98,13 @@ MIXTURE_MISTAKES = {
     "mean over batch": (lambda x, w, mu, lv: mixture_alternative(x, w, mu, lv).mean(), "one log-density per example"),
     "logvar as std": (lambda x, w, mu, lv: MixtureSameFamily(Categorical(probs=w), Normal(mu, lv.exp())).log_prob(x),
                       "log of the variance"),
+    "missing 1/2": (lambda x, w, mu, lv: torch.logsumexp(w.log() + 2 * _components(x, mu, lv), 1), "1/2"),
+    "missing 2 pi": (lambda x, w, mu, lv: torch.logsumexp(w.log() + _components(x, mu, lv) + 0.5 * LOG_2PI, 1),
+                     "log(2π) term is missing"),
+    "multiply by variance": (lambda x, w, mu, lv: torch.logsumexp(
+        w.log() - 0.5 * (LOG_2PI + lv + (x[:, None] - mu) ** 2 * lv.exp()), 1), "divided by the variance"),
+    "float32 output": (lambda x, w, mu, lv: mixture_alternative(x, w, mu, lv).float(), "dtype"),
+    "detached": (lambda x, w, mu, lv: mixture_alternative(x, w, mu, lv).detach(), "gradient"),
 }
 
 
@@ -248,6 +255,8 @@ def test_full_table_numbers(glued, digits):
     assert glued["table_digits"] == len(str(2 ** 784)) == len(str(2 ** 784 - 1)) == 237
     assert glued["n_pixels"] == 784 and glued["n_images_train"] == 4000 and glued["n_images_test"] == 1000
     assert glued["frac_on"] == pytest.approx(x.mean().item(), rel=1e-5)
+    _, y = vc.load_mnist("train")
+    assert glued["n_per_digit"] == 400 and (y.bincount() == 400).all()  # the prose: balanced, 400 of each
     train = {tuple(r) for r in x.to(torch.uint8).tolist()}
     assert glued["table_distinct"] == len(train)
     assert glued["table_test_seen"] == sum(tuple(r) in train for r in xt.to(torch.uint8).tolist())
@@ -280,6 +289,9 @@ def test_parameters_vs_nats_numbers(glued, digits):
                 for k in (2, 5, 20)}
     held_out[10] = glued["bmm_test"]
     assert glued["bmm20_test"] == pytest.approx(held_out[20], abs=1e-3)
+    assert glued["bmm5_params"] == 4 + 5 * 784
+    assert glued["bmm5_gain"] == pytest.approx(held_out[5] - glued["ind_test"], abs=1e-3)
+    assert glued["bmm5_gain"] > 10  # the prose: five prototypes gain tens of nats over independent pixels
     gains = []
     for k0, k1 in [(2, 5), (5, 10), (10, 20)]:
         gain = glued[f"gain_per_component_{k0}_{k1}"]

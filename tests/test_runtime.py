@@ -67,7 +67,7 @@ def test_glue_stores_plain_numbers_and_rejects_arrays(monkeypatch):
     import myst_nb
 
     monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: recorded.update({name: value}))
-    assert vc.glue("gap", torch.tensor(0.25)) == 0.25
+    assert vc.glue("gap", torch.tensor(0.25)) is None  # nothing to echo at the end of a cell
     assert recorded == {"gap": 0.25} and type(recorded["gap"]) is float
     with pytest.raises(ValueError, match=r"0-d tensor.*\(3,\)"):
         vc.glue("bad", torch.ones(3))
@@ -77,4 +77,4 @@ def test_glue_stores_plain_numbers_and_rejects_arrays(monkeypatch):
 
 def test_glue_without_myst_nb_is_a_no_op(monkeypatch):
     monkeypatch.setitem(sys.modules, "myst_nb", None)  # as on a plain Colab runtime
-    assert vc.glue("gap", 1.5) == 1.5
+    assert vc.glue("gap", 1.5) is None

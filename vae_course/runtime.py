@@ -78,7 +78,7 @@ def glue(name: str, value, display: bool = False):
 
     On the website this is myst-nb's `glue`. Where myst-nb is not installed (a plain Colab
     runtime, say) it does nothing, so the chapter still runs. A 0-d tensor is stored as a
-    Python number. Returns the value stored.
+    Python number. Returns None, so a `glue(...)` at the end of a cell prints nothing.
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"name must be an identifier-like string, got {name!r}")
@@ -89,6 +89,6 @@ def glue(name: str, value, display: bool = False):
     try:
         from myst_nb import glue as myst_glue
     except ImportError:
-        return value
+        return None
     myst_glue(name, value, display=display)
-    return value
+    return None

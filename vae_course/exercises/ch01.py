@@ -124,9 +124,17 @@ def check_gaussian_log_prob(answer):
 # --- exercise: mixture_log_prob ---------------------------------------------------------------
 
 def _mixture_mistakes(x, weights, mu, logvar) -> dict:
-    comp = -0.5 * (LOG_2PI + logvar + (x[:, None] - mu) ** 2 / logvar.exp())  # (N, K)
+    sq = (x[:, None] - mu) ** 2  # (N, K)
+    comp = -0.5 * (LOG_2PI + logvar + sq / logvar.exp())
     k = mu.shape[0]
+    log_w = weights.log()
     return {
+        "a factor 1/2 is missing in the component log-density: it is -1/2 [log(2π) + logvar + (x - mu)^2 / variance].":
+            torch.logsumexp(log_w - (LOG_2PI + logvar + sq / logvar.exp()), dim=1),
+        "the log(2π) term is missing from the component log-density (it is part of its normalizing constant).":
+            torch.logsumexp(log_w - 0.5 * (logvar + sq / logvar.exp()), dim=1),
+        "in the component log-density the squared distance must be divided by the variance, not multiplied by it.":
+            torch.logsumexp(log_w - 0.5 * (LOG_2PI + logvar + sq * logvar.exp()), dim=1),
         "the mixture weights are ignored: each component's density must be multiplied by its weight "
         "(add log(weight) to its log-density).":
             torch.logsumexp(comp, dim=1),

@@ -1,0 +1,66 @@
+"""Every figure has a caption and alt text; every widget has a static figure beside it.
+
+Checked on the sources (cells that draw), so it is fast and says which cell to fix.
+"""
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DRAWS = re.compile(r"plt\.show\(\)|\bshow_images\(|\.savefig\(|\bplt\.(?:plot|imshow|hist)\(")
+WIDGET = re.compile(r"\bslider_explorer\(|\binteractive(?:_output)?\(")
+
+
+def chapter_paths():
+    toc = (ROOT / "_toc.yml").read_text()
+    return [ROOT / f"{f}.ipynb" for f in re.findall(r"file:\s*(\S+)", toc) if (ROOT / f"{f}.ipynb").exists()]
+
+
+def figure_problems(nb, name="notebook") -> list[str]:
+    problems = []
+    cells = nb.cells
+    for i, cell in enumerate(cells):
+        if cell.cell_type != "code":
+            continue
+        code = re.sub(r"#.*", "", cell.source)
+        meta = cell.metadata.get("mystnb", {})
+        if WIDGET.search(code):  # a live widget: its static twin must follow
+            nearby = [c for c in cells[i + 1: i + 3] if c.cell_type == "code"]
+            if not any(c.metadata.get("mystnb", {}).get("figure", {}).get("caption") for c in nearby):
+                problems.append(f"{name} cell {i}: a widget without a captioned static figure in the next cells")
+            continue
+        if DRAWS.search(code):
+            if not meta.get("figure", {}).get("caption"):
+                problems.append(f"{name} cell {i}: a figure without a caption (mystnb.figure.caption)")
+            if not meta.get("image", {}).get("alt"):
+                problems.append(f"{name} cell {i}: a figure without alt text (mystnb.image.alt)")
+    return problems
+
+
+def _nb(*cells):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = list(cells)
+    return nb
+
+
+def test_detector_on_synthetic_cells():
+    bare = nbformat.v4.new_code_cell("plt.plot([1, 2])\nplt.show()")
+    good = nbformat.v4.new_code_cell("plt.show()", metadata={
+        "mystnb": {"figure": {"caption": "A line.", "name": "fig-x"}, "image": {"alt": "A rising line."}}})
+    no_alt = nbformat.v4.new_code_cell("vc.show_images(x)", metadata={"mystnb": {"figure": {"caption": "Digits."}}})
+    widget = nbformat.v4.new_code_cell("vc.slider_explorer(draw, {'a': (0, 1, 0.1, 0.5)})")
+    assert figure_problems(_nb(good)) == []
+    assert figure_problems(_nb(bare)) == ["notebook cell 0: a figure without a caption (mystnb.figure.caption)",
+                                          "notebook cell 0: a figure without alt text (mystnb.image.alt)"]
+    assert figure_problems(_nb(no_alt)) == ["notebook cell 0: a figure without alt text (mystnb.image.alt)"]
+    assert figure_problems(_nb(widget, good)) == []
+    assert figure_problems(_nb(widget)) == [
+        "notebook cell 0: a widget without a captioned static figure in the next cells"]
+
+
+@pytest.mark.parametrize("path", chapter_paths(), ids=lambda p: p.stem)
+def test_chapter_figures_have_captions_and_alt_text(path):
+    assert figure_problems(nbformat.read(path, as_version=4), path.name) == []
+
