@@ -291,7 +291,7 @@ def test_parameters_vs_nats_numbers(glued, digits):
     assert glued["bmm20_test"] == pytest.approx(held_out[20], abs=1e-3)
     assert glued["bmm5_params"] == 4 + 5 * 784
     assert glued["bmm5_gain"] == pytest.approx(held_out[5] - glued["ind_test"], abs=1e-3)
-    assert glued["bmm5_gain"] > 10  # the prose: five prototypes gain tens of nats over independent pixels
+    assert glued["bmm5_gain"] > 10  # five prototypes: a large held-out gain over independent pixels
     gains = []
     for k0, k1 in [(2, 5), (5, 10), (10, 20)]:
         gain = glued[f"gain_per_component_{k0}_{k1}"]

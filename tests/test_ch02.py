@@ -65,7 +65,7 @@ MC_MISTAKES = {
     "logsumexp of minus": (lambda *a: torch.logsumexp(-_ll(*a), 0) - math.log(a[1].shape[0]), "minus the log-densities"),
     "max only": (lambda *a: _ll(*a).max(0).values, "largest log-density"),
     "wrong dim": (lambda *a: torch.logsumexp(_ll(*a), 1) - math.log(a[1].shape[1]), "shape"),
-    "log N instead of log S": (lambda *a: torch.logsumexp(_ll(*a), 0) - math.log(a[1].shape[1]), "wrong value"),
+    "log N instead of log S": (lambda *a: torch.logsumexp(_ll(*a), 0) - math.log(a[1].shape[1]), "subtracted log N"),
     "returns a float": (lambda *a: float(vc.naive_mc_log_prob(*a)[0]), "torch.Tensor"),
 }
 
@@ -165,8 +165,26 @@ def test_toy_model_numbers(glued):
 
 
 def test_toy_estimates(glued):
+    # recompute the chapter's toy experiment: x from generator 0, prior draws from generator 1
+    W, b, s2 = _toy()
+    g = vc.make_generator(0)
+    z = torch.randn(2000, 1, generator=g, dtype=F64)
+    x = (z @ W.T + b + math.sqrt(s2) * torch.randn(2000, 2, generator=g, dtype=F64))[:20]
+    exact = MultivariateNormal(b, W @ W.T + s2 * torch.eye(2, dtype=F64)).log_prob(x)
+    g = vc.make_generator(1)
+    err = {}
+    for S in (1, 10, 100, 1000):
+        est = []
+        for _ in range(20):
+            zs = torch.randn(S, 20, 1, generator=g, dtype=F64)
+            est.append(torch.logsumexp(Normal(zs @ W.T + b, math.sqrt(s2)).log_prob(x).sum(-1), 0) - math.log(S))
+        err[S] = exact - torch.stack(est)
+    assert glued["ch2_toy_err_1"] == pytest.approx(err[1].mean().item(), rel=1e-6)
+    assert glued["ch2_toy_err_1000"] == pytest.approx(err[1000].mean().item(), rel=1e-6, abs=1e-9)
+    assert glued["ch2_toy_se_1000"] == pytest.approx(err[1000].std().item() / 20, rel=1e-6)
     assert glued["ch2_toy_err_1"] > 1.0  # one draw: far below (Jensen)
-    assert abs(glued["ch2_toy_err_1000"]) < 0.05
+    # "too small to tell from zero": within three standard errors
+    assert abs(glued["ch2_toy_err_1000"]) < 3 * glued["ch2_toy_se_1000"] < 0.05
 
 
 def _experiment(k):
@@ -194,7 +212,7 @@ def _experiment(k):
                 log10_draws=(log_relvar / math.log(10)).mean().item())
 
 
-@pytest.mark.parametrize("k", [1, 4, 32])
+@pytest.mark.parametrize("k", [1, 4, 16, 32])
 def test_latent_dimension_experiment_matches_independent_computation(glued, k):
     ref = _experiment(k)
     assert glued[f"ch2_err_k{k}"] == pytest.approx(ref["err"], rel=1e-6, abs=1e-8)
@@ -214,7 +232,14 @@ def test_error_and_cost_grow_with_latent_dimension(glued):
     assert draws[0] < draws[1] < draws[2] and draws[2] > math.log10(glued["ch2_s_fixed"])
     assert vol[0] > vol[1] > vol[2]
     assert glued["ch2_postsd_k1"] < glued["ch2_postsd_k32"] < 1  # narrower than the prior in every case
-    assert glued["ch2_k16_err_S10"] > glued["ch2_k16_err_S10000"] > 1  # more draws help only a little
+    assert glued["ch2_k16_err_S10"] > glued["ch2_k16_err_S10000"] > 1  # a thousand times the draws: still far off
+    assert glued["ch2_log10draws_k16"] > math.log10(10000)  # more draws needed than the largest budget tried
+    # the spread grows more slowly at large k: one doubling 16 -> 32 adds less than half of the two doublings 4 -> 16
+    s4, s16, s32 = (glued[f"ch2_spread_k{k}"] for k in (4, 16, 32))
+    assert s4 < s16 < s32 and s32 - s16 < (s16 - s4) / 2
+    # geometric-mean posterior sd at k = 32 is the 32nd root of the volume ratio, and below the prior's 1
+    assert glued["ch2_geo_sd_k32"] == pytest.approx(10 ** (glued["ch2_log10vol_k32"] / 32), rel=1e-12)
+    assert glued["ch2_geo_sd_k32"] < 1
 
 
 def test_manifold_numbers(glued):
@@ -244,3 +269,8 @@ def test_manifold_numbers(glued):
     assert glued["ch2_pca10_noise"] == pytest.approx(top(noise_big, 10), abs=0.01)
     assert glued["ch2_pca50_noise"] == pytest.approx(top(noise_big, 50), abs=0.01)
     assert glued["ch2_pca10_digits"] > 5 * glued["ch2_pca10_noise"]
+    assert glued["ch2_pca10_equal"] == pytest.approx(100 * 10 / 784)
+    assert glued["ch2_pca50_equal"] == pytest.approx(100 * 50 / 784)
+    # noise fills directions "about equally": above the exact equal share (sampling noise) but within a factor 2.5
+    assert glued["ch2_pca10_equal"] < glued["ch2_pca10_noise"] < 2.5 * glued["ch2_pca10_equal"]
+    assert glued["ch2_pca50_equal"] < glued["ch2_pca50_noise"] < 2.5 * glued["ch2_pca50_equal"]

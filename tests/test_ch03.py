@@ -342,6 +342,50 @@ def test_factor_analysis_numbers(glued, data, fa_independent):
     assert scores[1e-4][0] > scores[1e-3][0] > scores[1e-2][0]
 
 
+def test_factor_analysis_gain_split_and_refit_on_varying_pixels(glued, data, eig, fa_independent):
+    """FA's advantage split exactly into varying pixels and the rest; the floor-free refit."""
+    X, Xt, _ = data
+    k = glued["k_ppca"]
+    var = torch.from_numpy(X.numpy().var(0))
+    vary = var > glued["vary_threshold"]
+    assert glued["vary_threshold"] == 1e-2 and glued["vary_grey"] == pytest.approx(25.5)
+    assert (glued["n_vary"], glued["n_quiet"]) == (int(vary.sum()), int((~vary).sum()))
+    assert glued["n_quiet"] > glued["n_const_pixels"]
+    mu, W, s2 = ppca_from_numpy(X, eig, k)
+    C = W @ W.T + s2 * torch.eye(784, dtype=F64)
+    ppca_total = mvn_mean_ll(Xt, mu, C)
+    # the marginal of a Gaussian on a subset of coordinates: the sub-vector and sub-matrix
+    ppca_vary = mvn_mean_ll(Xt[:, vary], mu[vary], C[vary][:, vary])
+    split = {f: (a, b) for f, a, b in glued["fa_split"]}
+    for floor, (mu_f, W_f, psi_f) in fa_independent.items():
+        C_f = W_f @ W_f.T + torch.diag(psi_f)
+        gain_total = mvn_mean_ll(Xt, mu_f, C_f) - ppca_total
+        gain_vary = mvn_mean_ll(Xt[:, vary], mu_f[vary], C_f[vary][:, vary]) - ppca_vary
+        assert split[floor][0] == pytest.approx(gain_vary, abs=1e-4), floor
+        assert split[floor][1] == pytest.approx(gain_total - gain_vary, abs=1e-4), floor
+    assert glued["gain_vary"] == pytest.approx(split[1e-3][0], abs=1e-5)
+    assert glued["gain_quiet"] == pytest.approx(split[1e-3][1], abs=1e-5)
+    assert glued["gain_vary_low"] == pytest.approx(split[1e-4][0], abs=1e-5)
+    assert glued["gain_quiet_low"] == pytest.approx(split[1e-4][1], abs=1e-5)
+    # as the prose says: most of the gain is the quiet pixels, set by the floor; the varying part is not
+    assert glued["gain_quiet"] > glued["gain_vary"] > 0
+    assert glued["gain_quiet_low"] > glued["gain_quiet"] + 100
+    assert abs(glued["gain_vary_low"] - glued["gain_vary"]) < 0.1
+    # the refit on the varying pixels only, from an independent eigen-decomposition and data-based EM
+    Xv, Xtv = X[:, vary], Xt[:, vary]
+    w, v = np.linalg.eigh(np.cov(Xv.numpy(), rowvar=False, bias=True))
+    eig_v = (torch.from_numpy(w[::-1].copy()), torch.from_numpy(v[:, ::-1].copy()))
+    mu_v, W_v, s2_v = ppca_from_numpy(Xv, eig_v, k)
+    dv = Xv.shape[1]
+    assert glued["refit_ppca"] == pytest.approx(
+        mvn_mean_ll(Xtv, mu_v, W_v @ W_v.T + s2_v * torch.eye(dv, dtype=F64)), rel=1e-7)
+    mu_f, W_f, psi_f = fa_by_data_em(Xv, k, glued["fa_steps"], 1e-3, eig_v)
+    assert glued["refit_fa"] == pytest.approx(mvn_mean_ll(Xtv, mu_f, W_f @ W_f.T + torch.diag(psi_f)), rel=1e-7)
+    assert glued["refit_gain"] == pytest.approx(glued["refit_fa"] - glued["refit_ppca"], rel=1e-10)
+    assert glued["refit_psi_min"] == pytest.approx(psi_f.min().item(), rel=1e-6)
+    assert glued["refit_at_floor"] == 0 and glued["refit_psi_min"] > 1e-3
+    assert 0 < glued["refit_gain"] < 0.1 * glued["fa_gain_test"]  # "real, and a small fraction"
+
 def _angle_deg(a, b):
     qa, _ = np.linalg.qr(a.numpy())
     qb, _ = np.linalg.qr(b.numpy())

@@ -350,3 +350,39 @@ def test_principal_angles_bad_shapes():
         vc.principal_angles(torch.ones(3, 1), torch.ones(4, 1))
     with pytest.raises(ValueError, match="2-D"):
         vc.principal_angles(torch.ones(3), torch.ones(3, 1))
+
+
+def _ppca_args():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 4, generator=g, dtype=torch.float64)
+    return x, torch.randn(4, 2, generator=g, dtype=torch.float64), torch.zeros(4, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("fn", [vc.ppca_log_likelihood, vc.ppca_posterior], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("change, error, words", [
+    (lambda x, W, mu, s2: (x, W, mu, -1.0), ValueError, "sigma2 must be a positive"),
+    (lambda x, W, mu, s2: (x, W, mu, 0.0), ValueError, "sigma2 must be a positive"),
+    (lambda x, W, mu, s2: (x, W, mu, float("nan")), ValueError, "sigma2 must be a positive"),
+    (lambda x, W, mu, s2: (x, W, mu, torch.ones(2, dtype=torch.float64)), ValueError, "sigma2 must be one number"),
+    (lambda x, W, mu, s2: (x[:, :3], W, mu, s2), ValueError, "x must be a 2-D tensor of shape (N, d) with d = 4"),
+    (lambda x, W, mu, s2: (x[0], W, mu, s2), ValueError, "x must be a 2-D tensor"),
+    (lambda x, W, mu, s2: (x, W, mu[:3], s2), ValueError, "mu must have shape (4,)"),
+    (lambda x, W, mu, s2: (x, W[:, 0], mu, s2), ValueError, "W must be a 2-D tensor of shape (d, k)"),
+    (lambda x, W, mu, s2: (x.clone().fill_(float("nan")), W, mu, s2), ValueError, "x contains NaN or inf"),
+    (lambda x, W, mu, s2: (x.tolist(), W, mu, s2), TypeError, "x must be a torch.Tensor"),
+])
+def test_functional_ppca_api_rejects_bad_input(fn, change, error, words):
+    x, W, mu = _ppca_args()
+    with pytest.raises(error) as info:
+        fn(*change(x, W, mu, 0.5))
+    assert words in str(info.value)
+
+
+def test_functional_ppca_api_keeps_gradients_and_accepts_a_float_sigma2():
+    x, W, mu = _ppca_args()
+    W.requires_grad_()
+    s2 = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+    vc.ppca_log_likelihood(x, W, mu, s2).sum().backward()
+    assert W.grad is not None and s2.grad is not None and torch.isfinite(s2.grad)
+    torch.testing.assert_close(vc.ppca_log_likelihood(x, W.detach(), mu, 0.5),
+                               vc.ppca_log_likelihood(x, W.detach(), mu, torch.tensor(0.5, dtype=torch.float64)))

@@ -293,6 +293,33 @@ def fit_ppca(x: torch.Tensor, latent_dim: int) -> PPCA:
     return PPCA(W=W, mu=mu, sigma2=sigma2, eigenvalues=evals)
 
 
+def _check_ppca_args(x, W, mu, sigma2) -> torch.Tensor:
+    """Validate the arguments of the functional PPCA API; return sigma2 as a 0-d tensor in W's dtype.
+
+    Nothing is detached or converted, so gradients still flow to W, mu and sigma2.
+    """
+    for name, t in (("x", x), ("W", W), ("mu", mu)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if W.dim() != 2 or W.shape[1] < 1:
+        raise ValueError(f"W must be a 2-D tensor of shape (d, k) with k >= 1, got shape {tuple(W.shape)}")
+    d = W.shape[0]
+    if x.dim() != 2 or x.shape[1] != d or x.shape[0] < 1:
+        raise ValueError(f"x must be a 2-D tensor of shape (N, d) with d = {d} (the rows of W), "
+                         f"got shape {tuple(x.shape)}")
+    if tuple(mu.shape) != (d,):
+        raise ValueError(f"mu must have shape ({d},) (one mean per data dimension), got {tuple(mu.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError("x contains NaN or inf; expected finite values only")
+    sigma2 = torch.as_tensor(sigma2, dtype=W.dtype)
+    if sigma2.numel() != 1:
+        raise ValueError(f"sigma2 must be one number (the shared noise variance), got shape {tuple(sigma2.shape)}")
+    sigma2 = sigma2.reshape(())
+    if not (torch.isfinite(sigma2) and sigma2 > 0):
+        raise ValueError(f"sigma2 must be a positive, finite variance, got {float(sigma2):g}")
+    return sigma2
+
+
 def ppca_log_likelihood(x: torch.Tensor, W: torch.Tensor, mu: torch.Tensor, sigma2) -> torch.Tensor:
     """log N(x | mu, W W^T + sigma2 I) for each row of `x` (N, d): shape (N,), nats.
 
@@ -301,7 +328,7 @@ def ppca_log_likelihood(x: torch.Tensor, W: torch.Tensor, mu: torch.Tensor, sigm
     Differentiable in W, mu and sigma2; works in the inputs' dtype. The reference answer of
     exercise ``ppca_log_likelihood``. Taught in: chapter 3.
     """
-    sigma2 = torch.as_tensor(sigma2, dtype=W.dtype)
+    sigma2 = _check_ppca_args(x, W, mu, sigma2)
     d, k = W.shape
     M = W.T @ W + sigma2 * torch.eye(k, dtype=W.dtype)
     L = torch.linalg.cholesky(M)
@@ -318,7 +345,7 @@ def ppca_posterior(x: torch.Tensor, W: torch.Tensor, mu: torch.Tensor, sigma2):
     Returns ``(mean, cov)``: mean (N, k) and cov (k, k); the covariance does not depend on x.
     The reference answer of exercise ``ppca_posterior``. Taught in: chapter 3.
     """
-    sigma2 = torch.as_tensor(sigma2, dtype=W.dtype)
+    sigma2 = _check_ppca_args(x, W, mu, sigma2)
     k = W.shape[1]
     M = W.T @ W + sigma2 * torch.eye(k, dtype=W.dtype)
     Minv = torch.linalg.inv(M)

@@ -135,6 +135,8 @@ def check_naive_mc_log_prob(answer):
             "the sign is flipped somewhere: the estimate should equal log of the average of p(x | z_s).":
                 -expected,
             "you seem to have used logsumexp of minus the log-densities.": torch.logsumexp(-ll, 0) - math.log(S),
+            "you subtracted log N (the number of rows of x); the average is over the S draws, so subtract "
+            "log S with S = z.shape[0].": torch.logsumexp(ll, 0) - math.log(n),
             "the largest log-density alone is not the estimate: average over all S draws.": ll.max(0).values,
         }
         _diagnose(out, mistakes, where)
