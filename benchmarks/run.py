@@ -9,7 +9,6 @@ machine, the whole suite under 20 minutes.
 from __future__ import annotations
 
 import argparse
-import re
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from vae_course.edition import chapter_notebooks
+
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER_TARGET_S = 60.0
 SUITE_TARGET_S = 20 * 60.0
@@ -26,9 +27,7 @@ SUITE_TARGET_S = 20 * 60.0
 
 def chapters() -> list[Path]:
     """Chapter notebooks in table-of-contents order."""
-    toc = (ROOT / "_toc.yml").read_text()
-    files = re.findall(r"file:\s*(\S+)", toc)
-    return [ROOT / f"{f}.ipynb" for f in files if (ROOT / f"{f}.ipynb").exists()]
+    return chapter_notebooks(ROOT)
 
 
 def time_chapter(path: Path) -> float:

@@ -8,6 +8,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from vae_course.edition import chapter_notebooks
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -30,8 +32,7 @@ vc.setup()  # one torch thread, seeded generators, the course's figure style'''
 
 
 def chapter_paths():
-    toc = (ROOT / "_toc.yml").read_text()
-    return [ROOT / f"{f}.ipynb" for f in re.findall(r"file:\s*(\S+)", toc) if (ROOT / f"{f}.ipynb").exists()]
+    return chapter_notebooks(ROOT)
 
 
 def test_there_are_chapters():

@@ -8,14 +8,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from vae_course.edition import chapter_notebooks
+
 ROOT = Path(__file__).resolve().parents[1]
 DRAWS = re.compile(r"plt\.show\(\)|\bshow_images\(|\.savefig\(|\bplt\.(?:plot|imshow|hist)\(")
 WIDGET = re.compile(r"\bslider_explorer\(|\binteractive(?:_output)?\(")
 
 
 def chapter_paths():
-    toc = (ROOT / "_toc.yml").read_text()
-    return [ROOT / f"{f}.ipynb" for f in re.findall(r"file:\s*(\S+)", toc) if (ROOT / f"{f}.ipynb").exists()]
+    return chapter_notebooks(ROOT)
 
 
 def figure_problems(nb, name="notebook") -> list[str]:

@@ -70,7 +70,7 @@ def test_ppca_log_likelihood_function_equals_mvn_on_random_parameters():
 
 def conditional_gaussian(x, W, mu, noise):
     """p(z | x) by conditioning the joint Gaussian of (z, x), with the d x d covariance."""
-    k, d = W.shape[1], W.shape[0]
+    k = W.shape[1]
     C = W @ W.T + torch.diag(noise)  # Cov(x); Cov(z, x) = W^T; Cov(z) = I
     gain = torch.linalg.solve(C, W).T
     return (x - mu) @ gain.T, torch.eye(k, dtype=F64) - gain @ W

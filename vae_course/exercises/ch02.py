@@ -61,7 +61,6 @@ def _toy(seed: int, n: int, d: int, k: int, sigma2: float, offset: float = 0.0):
 def _conditional_mistakes(x, z, W, b, sigma2) -> dict[str, torch.Tensor]:
     mean = z @ W.T + b
     sq = (x - mean) ** 2
-    d = x.shape[-1]
     log2pi = math.log(2 * math.pi)
     logv = math.log(sigma2)
 
