@@ -59,3 +59,19 @@ def site_build(tmp_path_factory) -> SiteBuild:
     """The whole book, built once per session from a fresh copy of the repository."""
     root = site_copy_repo(tmp_path_factory.mktemp("site") / "repo")
     return site_run_build(root)
+
+
+# --- chapter tests: a module sets CHAPTER (the notebook's path); `run` executes it once a session --
+
+@pytest.fixture(scope="module")
+def run(request):
+    """The executed chapter named by the test module's CHAPTER (shared through notebook_utils)."""
+    from notebook_utils import cached_run
+
+    return cached_run(request.module.CHAPTER)
+
+
+@pytest.fixture(scope="module")
+def glued(run):
+    """The values the chapter glued, by name."""
+    return run.glue

@@ -116,11 +116,16 @@ def _cached_run(path: str, timeout: int) -> NotebookRun:
     return run_notebook(path, timeout=timeout)
 
 
+def _key(path) -> str:
+    path = Path(path)
+    return str((path if path.is_absolute() else ROOT / path).resolve())
+
+
 def run_and_collect_glue(path, timeout: int = 300) -> dict:
     """Execute the notebook once (cached per test session) and return its glued values by name."""
-    return dict(_cached_run(str(path), timeout).glue)
+    return dict(_cached_run(_key(path), timeout).glue)
 
 
 def cached_run(path, timeout: int = 300) -> NotebookRun:
     """The cached `NotebookRun` of `path` (executes it on the first call of the session)."""
-    return _cached_run(str(path), timeout)
+    return _cached_run(_key(path), timeout)
