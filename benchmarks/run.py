@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from vae_course.edition import chapter_notebooks
+from vae_course.classroom.edition import chapter_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER_TARGET_S = 60.0

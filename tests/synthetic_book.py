@@ -14,8 +14,8 @@ INSTALL = ("try:\n    import vae_course  # noqa: F401\nexcept ImportError:  # on
            "    %pip install --quiet vae-course\n")
 
 REGISTER = '''import torch
-from vae_course.exercises import register
-from vae_course.exercises._core import call, expect_close, expect_tensor
+from vae_course.teaching.exercises import register
+from vae_course.teaching.exercises._core import call, expect_close, expect_tensor
 
 
 def _square(x):

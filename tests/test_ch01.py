@@ -8,11 +8,11 @@ import math
 
 import pytest
 import torch
+from exercise_contract import assert_accepts, assert_rejects
+from notebook_utils import ROOT
 from torch.distributions import Categorical, MixtureSameFamily, Normal
 
 import vae_course as vc
-from exercise_contract import assert_accepts, assert_rejects
-from notebook_utils import ROOT
 
 CHAPTER = ROOT / "book" / "01_generative_modelling.ipynb"
 LOG_2PI = math.log(2 * math.pi)

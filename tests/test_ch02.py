@@ -5,11 +5,11 @@ import math
 
 import pytest
 import torch
+from exercise_contract import assert_accepts, assert_rejects
 from torch.distributions import MultivariateNormal, Normal
 
 import vae_course as vc
-from exercise_contract import assert_accepts, assert_rejects
-from vae_course.exercises import check, known_exercises
+from vae_course.teaching.exercises import check, known_exercises
 
 CHAPTER = "book/02_latent_variable_models.ipynb"
 F64 = torch.float64

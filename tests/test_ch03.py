@@ -11,11 +11,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from exercise_contract import assert_accepts, assert_rejects
+from notebook_utils import ROOT
 from torch.distributions import MultivariateNormal
 
 import vae_course as vc
-from exercise_contract import assert_accepts, assert_rejects
-from notebook_utils import ROOT
 
 CHAPTER = ROOT / "book" / "03_linear_models.ipynb"
 F64 = torch.float64

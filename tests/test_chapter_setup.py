@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from vae_course.edition import chapter_notebooks
+from vae_course.classroom.edition import chapter_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 

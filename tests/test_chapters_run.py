@@ -7,10 +7,10 @@ Each chapter is executed once per session (shared with the chapter's own number 
 import re
 
 import pytest
-
 from notebook_utils import ROOT, cached_run
-from vae_course.edition import chapter_notebooks
-from vae_course.exercises._core import PASS_MARK
+
+from vae_course.classroom.edition import chapter_notebooks
+from vae_course.teaching.exercises._core import PASS_MARK
 
 CHAPTERS = chapter_notebooks(ROOT)
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import vae_course as vc
-from vae_course import data as data_mod
+from vae_course.core import data as data_mod
 
 
 def test_train_split_shape_range_and_balance():

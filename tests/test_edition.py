@@ -11,11 +11,17 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
 from synthetic_book import demo_notebook, make_book
-from vae_course import edition
-from vae_course.edition import (EditionError, count_solutions, student_notebook, stub_solutions,
-                                to_plain_markdown, write_student_edition)
+
+from vae_course.classroom import edition
+from vae_course.classroom.edition import (
+    EditionError,
+    count_solutions,
+    stub_solutions,
+    student_notebook,
+    to_plain_markdown,
+    write_student_edition,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 MYST_LEFT = re.compile(r"\{[\w:-]+\}`|^\s*(:::|```)\{|^\s*\([\w\-.:]+\)=\s*$", re.M)
@@ -285,7 +291,8 @@ def test_cli_force_and_refusals(tmp_path, monkeypatch, capsys):
 
 def test_grading_reads_verdicts_and_formats_a_table():
     from nbformat.v4 import new_output
-    from vae_course.grading import GradeResult, _verdicts, format_table
+
+    from vae_course.classroom.grading import GradeResult, _verdicts, format_table
 
     ok, bad = new_code_cell('vc.exercises.check("a-one", f)'), new_code_cell('vc.exercises.check("a-two", g)')
     ok.outputs = [new_output("stream", name="stdout", text="✅ a-one: passed.\n")]

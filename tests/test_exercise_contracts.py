@@ -1,8 +1,8 @@
 """Every registered exercise: its reference passes its check and the student-edition stub fails it."""
 import pytest
-
 from exercise_contract import assert_accepts, stub
-from vae_course.exercises import check, known_exercises
+
+from vae_course.teaching.exercises import check, known_exercises
 
 
 @pytest.mark.parametrize("exercise_id", sorted(known_exercises()))

@@ -4,9 +4,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vae_course.exercises import _core
-from vae_course.exercises._core import (NOT_IMPLEMENTED, CheckResult, Failure, call, check,
-                                        expect_close, expect_grad, expect_tensor, register)
+from vae_course.teaching.exercises import _core
+from vae_course.teaching.exercises._core import (
+    NOT_IMPLEMENTED,
+    CheckResult,
+    Failure,
+    call,
+    check,
+    expect_close,
+    expect_grad,
+    expect_tensor,
+    register,
+)
 
 X = torch.tensor([[1.0, -2.0, 3.0], [0.5, 0.0, -1.5]])
 

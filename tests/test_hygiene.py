@@ -12,9 +12,9 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
-
 from synthetic_book import make_book
-from vae_course.edition import toc_files
+
+from vae_course.classroom.edition import toc_files
 
 REPO = Path(__file__).resolve().parent.parent
 SKIP_DIRS = {"_build", ".ipynb_checkpoints", "__pycache__"}

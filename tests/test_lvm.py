@@ -6,7 +6,7 @@ import torch
 from torch.distributions import MultivariateNormal, Normal
 
 import vae_course as vc
-from vae_course.lvm import LinearGaussianLVM, linear_conditional_log_prob, naive_mc_log_prob, random_lvm
+from vae_course.models.lvm import LinearGaussianLVM, linear_conditional_log_prob, naive_mc_log_prob, random_lvm
 
 F64 = torch.float64
 

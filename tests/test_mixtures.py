@@ -3,7 +3,7 @@ import math
 
 import pytest
 import torch
-from torch.distributions import (Bernoulli, Categorical, Independent, MixtureSameFamily, Normal)
+from torch.distributions import Bernoulli, Categorical, Independent, MixtureSameFamily, Normal
 
 import vae_course as vc
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
-
 from synthetic_book import make_book
-from vae_course.edition import chapter_notebooks, count_solutions, write_student_edition
-from vae_course.exercises import known_exercises
-from vae_course.exercises._core import FAIL_MARK, NOT_IMPLEMENTED
+
+from vae_course.classroom.edition import chapter_notebooks, count_solutions, write_student_edition
+from vae_course.teaching.exercises import known_exercises
+from vae_course.teaching.exercises._core import FAIL_MARK, NOT_IMPLEMENTED
 
 REPO = Path(__file__).resolve().parent.parent
 CHAPTERS = chapter_notebooks(REPO)

@@ -44,9 +44,9 @@ def test_setup_threads_overridable():
 
 
 @pytest.mark.parametrize("kwargs,err,match", [
-    ({"seed": -1}, ValueError, "seed must be >= 0"),
+    ({"seed": -1}, ValueError, "seed must be an integer >= 0"),
     ({"seed": 1.5}, TypeError, "seed must be an integer"),
-    ({"threads": 0}, ValueError, "threads must be >= 1"),
+    ({"threads": 0}, ValueError, "threads must be an integer >= 1"),
     ({"threads": True}, TypeError, "threads must be an integer"),
 ])
 def test_setup_rejects_bad_arguments(kwargs, err, match):

@@ -21,10 +21,20 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from conftest import REPO, site_run_build
 
 CHROMIUM = Path("/usr/bin/chromium")
+
+
+@functools.lru_cache(maxsize=1)
+def _book_assets():
+    """The book's Sphinx extension `book/_ext/book_assets.py` (not part of the installed package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("book_assets", REPO / "book" / "_ext" / "book_assets.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -104,7 +114,7 @@ def test_assets_fall_back_to_the_cdn_without_npm(tmp_path, monkeypatch):
 
     from myst_nb.core.config import ipywidgets_js_factory
 
-    from vae_course import book_assets
+    book_assets = _book_assets()
     monkeypatch.setenv("VAE_COURSE_ASSETS", str(tmp_path / "empty-cache"))
     monkeypatch.setenv("VAE_COURSE_NPM", "")
     config, app = _fresh_config(), SimpleNamespace()
@@ -117,7 +127,7 @@ def test_assets_fall_back_to_the_cdn_without_npm(tmp_path, monkeypatch):
 
 def test_assets_from_a_bad_npm_are_rejected(tmp_path, monkeypatch):
     """A registry (or npm) that hands back other bytes never reaches the site."""
-    from vae_course import book_assets
+    book_assets = _book_assets()
     fake = tmp_path / "npm"
     fake.write_text("#!/bin/sh\n# wrong tarballs, written into its cwd (the pack destination)\n"
                     "for f in jupyter-widgets-html-manager-1.0.15.tgz requirejs-2.3.7.tgz; do\n"
@@ -136,7 +146,7 @@ def test_assets_from_a_bad_npm_are_rejected(tmp_path, monkeypatch):
 
 
 def test_missing_npm_is_reported_not_raised(tmp_path):
-    from vae_course import book_assets
+    book_assets = _book_assets()
     reason = book_assets.fetch_widget_assets(tmp_path / "cache", "npm-that-does-not-exist")
     assert "not found" in reason
 
@@ -187,7 +197,7 @@ class _Ids(HTMLParser):
                 self.ids.add(value)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _ids_of(path: Path) -> frozenset:
     parser = _Ids()
     parser.feed(path.read_text(encoding="utf-8", errors="replace"))

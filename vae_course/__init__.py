@@ -1,36 +1,81 @@
 """vae_course: the companion package of the VAE course.
 
 Chapters import its face, `import vae_course as vc`, and call `vc.setup()` first.
-Importing the package changes nothing (no threads, seeds, styles or files); `setup()` does.
-The face re-exports each module's `__all__`; each module's docstring names the chapter
-that teaches it.
+Importing the package changes nothing (no threads, seeds, styles or files) and does not load
+matplotlib; `setup()` changes global state and says what it changed. Each module's docstring
+names the chapter that teaches it.
 
-Layers, each importing only those below it:
+Layers, each a folder importing only those below it (checked by the import-linter contract in
+`pyproject.toml`, run by the tests):
 
-- classroom: `__main__` (CLI), `edition` (student edition)
-- teaching aids: `exercises` (checks), `plots`, `widgets`
-- training: `training` (`train`, the one optimisation loop)
-- models: `linear` (PCA, PPCA, factor analysis), `lvm` (toy latent variable models), `mixtures`
-- ground: `distributions` (densities), `data` (bundled MNIST), `runtime` (threads, seeds)
+- `classroom`: student edition, grading, the command line (`python -m vae_course`)
+- `teaching`: `setup`, exercise checks, plots, widgets, glue for the prose
+- `training`: the one optimisation loop (`train`)
+- `inference`: estimators that work through the model interface
+- `models`: density models, the linear-Gaussian model (PPCA, factor analysis), PCA
+- `core`: densities, divergences, validation, bundled data, threads and seeds
+
+The names below are the public face; everything else is internal.
 """
-from . import exercises, plots, widgets
-from .data import *  # noqa: F401,F403
-from .distributions import *  # noqa: F401,F403
-from .linear import *  # noqa: F401,F403
-from .lvm import *  # noqa: F401,F403
-from .mixtures import *  # noqa: F401,F403
-from .plots import *  # noqa: F401,F403
-from .runtime import *  # noqa: F401,F403
-from .training import *  # noqa: F401,F403
-from .widgets import *  # noqa: F401,F403
-from . import data as _data, distributions as _distributions, linear as _linear, lvm as _lvm
-from . import mixtures as _mixtures, plots as _plots, runtime as _runtime, training as _training
-from . import widgets as _widgets
+from .core import (
+    LOG_2PI,
+    DataFileError,
+    RuntimeInfo,
+    bernoulli_log_prob,
+    binarize,
+    default_device,
+    gaussian_log_prob,
+    kl_normal_normal,
+    kl_normal_std_normal,
+    load_mnist,
+    log_mean_exp,
+    make_generator,
+    read_idx,
+    reparameterize,
+)
+from .models import (
+    PPCA,
+    BernoulliMixture,
+    FactorAnalysis,
+    GaussianMixture,
+    IndependentBernoulli,
+    LinearGaussian,
+    LinearGaussianLVM,
+    PCAResult,
+    fit_bernoulli_mixture,
+    fit_factor_analysis,
+    fit_gaussian,
+    fit_gaussian_mixture,
+    fit_independent_bernoulli,
+    fit_ppca,
+    gaussian_mixture_log_prob,
+    linear_conditional_log_prob,
+    naive_mc_log_prob,
+    pca,
+    ppca_log_likelihood,
+    ppca_posterior,
+    principal_angles,
+    random_lvm,
+)
+from .teaching import apply_style, exercises, glue, image_grid, setup, show_images, slider_explorer
+from .training import TrainConfig, train
 
 __version__ = "0.1.0"
 
-__all__ = ["exercises", "plots", "widgets", "__version__"] + [
-    name
-    for module in (_runtime, _data, _distributions, _mixtures, _lvm, _linear, _training, _plots, _widgets)
-    for name in module.__all__
+__all__ = [
+    "__version__",
+    # core
+    "LOG_2PI", "DataFileError", "RuntimeInfo", "bernoulli_log_prob", "binarize", "default_device",
+    "gaussian_log_prob", "kl_normal_normal", "kl_normal_std_normal", "load_mnist", "log_mean_exp",
+    "make_generator", "read_idx", "reparameterize",
+    # models
+    "PPCA", "BernoulliMixture", "FactorAnalysis", "GaussianMixture", "IndependentBernoulli",
+    "LinearGaussian", "LinearGaussianLVM", "PCAResult", "fit_bernoulli_mixture", "fit_factor_analysis",
+    "fit_gaussian", "fit_gaussian_mixture", "fit_independent_bernoulli", "fit_ppca",
+    "gaussian_mixture_log_prob", "linear_conditional_log_prob", "naive_mc_log_prob", "pca",
+    "ppca_log_likelihood", "ppca_posterior", "principal_angles", "random_lvm",
+    # training
+    "TrainConfig", "train",
+    # teaching
+    "apply_style", "exercises", "glue", "image_grid", "setup", "show_images", "slider_explorer",
 ]

@@ -32,7 +32,6 @@ import torch
 __all__ = [
     "PCAResult", "pca", "PPCA", "fit_ppca", "ppca_log_likelihood", "ppca_posterior",
     "principal_angles", "LinearGaussian",
-    "FactorAnalysis", "fit_factor_analysis",  # defined in factor_analysis.py, re-exported here
 ]
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -353,4 +352,3 @@ def ppca_posterior(x: torch.Tensor, W: torch.Tensor, mu: torch.Tensor, sigma2):
     return mean, sigma2 * Minv
 
 
-from .factor_analysis import FactorAnalysis, fit_factor_analysis  # noqa: E402  (re-export)

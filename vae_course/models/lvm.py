@@ -18,7 +18,7 @@ from numbers import Real
 
 import torch
 
-from .distributions import LOG_2PI, gaussian_log_prob, log_mean_exp
+from ..core.distributions import LOG_2PI, gaussian_log_prob, log_mean_exp
 
 __all__ = [
     "LinearGaussianLVM",

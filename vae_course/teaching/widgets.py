@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Callable
 
-import matplotlib.pyplot as plt
-
 __all__ = ["slider_explorer"]
 
 
@@ -19,6 +17,7 @@ def slider_explorer(draw: Callable, sliders: dict, figsize=(6.0, 3.2)):
     ipywidgets slider. Returns the widget; display it as the last expression of a cell.
     """
     import ipywidgets as w  # imported here so that importing vae_course stays light
+    import matplotlib.pyplot as plt
 
     if not sliders:
         raise ValueError("sliders must name at least one keyword of draw")

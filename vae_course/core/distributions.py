@@ -16,10 +16,13 @@ Conventions, shared by every function here:
 from __future__ import annotations
 
 import math
-from numbers import Real
 
 import torch
 import torch.nn.functional as F
+
+from .validation import as_tensor as _tensor
+from .validation import broadcast_shape as _broadcast_shape
+from .validation import check_finite as _check_finite
 
 __all__ = [
     "LOG_2PI",
@@ -32,36 +35,6 @@ __all__ = [
 ]
 
 LOG_2PI = math.log(2.0 * math.pi)  # log(2 pi), the constant in every Gaussian log-density
-
-
-# --- validation ----------------------------------------------------------------------------------
-
-def _tensor(name: str, value, like: torch.Tensor | None = None) -> torch.Tensor:
-    """`value` as a floating-point tensor; Python numbers take the dtype and device of `like`."""
-    if isinstance(value, torch.Tensor):
-        if not value.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
-        return value
-    if isinstance(value, Real) and not isinstance(value, bool):
-        dtype = like.dtype if like is not None else torch.get_default_dtype()
-        device = like.device if like is not None else None
-        return torch.tensor(float(value), dtype=dtype, device=device)
-    raise TypeError(f"{name} must be a torch.Tensor (or a Python number), got {type(value).__name__}")
-
-
-def _broadcast_shape(**tensors: torch.Tensor) -> torch.Size:
-    """The broadcast shape of the named tensors, or a ValueError that names them and their shapes."""
-    try:
-        return torch.broadcast_shapes(*(t.shape for t in tensors.values()))
-    except RuntimeError:
-        shapes = ", ".join(f"{name} {tuple(t.shape)}" for name, t in tensors.items())
-        raise ValueError(f"shapes do not broadcast: {shapes}") from None
-
-
-def _check_finite(name: str, t: torch.Tensor) -> None:
-    if not torch.isfinite(t).all():
-        bad = "NaN" if torch.isnan(t).any() else "inf"
-        raise ValueError(f"{name} must be finite, but it contains {bad}")
 
 
 def _check_event_dim(shape: torch.Size, what: str) -> None:
@@ -102,6 +75,7 @@ def bernoulli_log_prob(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     logits = _tensor("logits", logits, like=x)
     shape = _broadcast_shape(x=x, logits=logits)
     _check_event_dim(shape, "bernoulli_log_prob")
+    _check_finite("x", x)
     if x.numel() and (x.min() < 0 or x.max() > 1):
         raise ValueError(f"x must hold values in [0, 1] (binary pixels), got values in "
                          f"[{float(x.min()):.3g}, {float(x.max()):.3g}]")

@@ -47,7 +47,7 @@ class EditionError(ValueError):
 
 def find_book_root(book: str | Path | None = None) -> Path:
     """The folder holding `_toc.yml`: `book` if given, else the repository around this package."""
-    candidates = [Path(book)] if book is not None else [Path(__file__).resolve().parent.parent, Path.cwd()]
+    candidates = [Path(book)] if book is not None else [Path(__file__).resolve().parents[2], Path.cwd()]
     for root in candidates:
         if (root / "_toc.yml").is_file():
             return root.resolve()

@@ -17,8 +17,8 @@ import math
 
 import torch
 
-from ..distributions import gaussian_log_prob
-from ..mixtures import gaussian_mixture_log_prob
+from ...core.distributions import gaussian_log_prob
+from ...models.mixtures import gaussian_mixture_log_prob
 from ._core import Failure, call, expect_close, expect_grad, expect_tensor, register
 
 CHAPTER = "01_generative_modelling"

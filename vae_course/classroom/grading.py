@@ -18,7 +18,7 @@ from pathlib import Path
 
 import nbformat
 
-from .exercises._core import FAIL_MARK, PASS_MARK, known_exercises
+from ..teaching.exercises._core import FAIL_MARK, PASS_MARK, known_exercises
 
 __all__ = ["GradeResult", "grade_notebook", "format_table", "to_json"]
 

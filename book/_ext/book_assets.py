@@ -217,11 +217,11 @@ def _configure(app, config) -> None:
 
     # MathJax
     if config.mathjax_path != MATHJAX_URL:
-        logger.info("[vae_course.book_assets] mathjax_path is set in the configuration; kept as is.")
+        logger.info("[book_assets] mathjax_path is set in the configuration; kept as is.")
     else:
         source = mathjax_source()
         if source is None:
-            logger.info("[vae_course.book_assets] MathJax is not installed "
+            logger.info("[book_assets] MathJax is not installed "
                         "(`pip install django-static-mathjax`): pages load MathJax from its CDN.")
         else:
             config.mathjax_path = MATHJAX_REL
@@ -233,7 +233,7 @@ def _configure(app, config) -> None:
     except ImportError:  # myst-nb absent: nothing renders widgets anyway
         return
     if config.nb_ipywidgets_js != ipywidgets_js_factory():
-        logger.info("[vae_course.book_assets] nb_ipywidgets_js is set in the configuration; "
+        logger.info("[book_assets] nb_ipywidgets_js is set in the configuration; "
                     "kept as is.")
         return
     cache = cache_dir()
@@ -242,11 +242,11 @@ def _configure(app, config) -> None:
         if not npm:
             reason = "VAE_COURSE_NPM is empty (npm disabled)"
         else:
-            logger.info(f"[vae_course.book_assets] fetching {HTML_MANAGER} and {REQUIREJS} "
+            logger.info(f"[book_assets] fetching {HTML_MANAGER} and {REQUIREJS} "
                         f"with npm into {cache}")
             reason = fetch_widget_assets(cache, npm)
         if reason is not None:
-            logger.info(f"[vae_course.book_assets] widget scripts are not available offline: "
+            logger.info(f"[book_assets] widget scripts are not available offline: "
                         f"{reason}. Pages with widgets load them from the CDN (myst-nb's "
                         f"default). Install Node.js/npm and rebuild to vendor them.")
             return

@@ -20,8 +20,15 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .linear import LinearGaussian, _centered_covariance, _check_data, \
-    _check_latent_dim, _gaussian_parts, fit_ppca, LOG_2PI
+from .linear import (
+    LOG_2PI,
+    LinearGaussian,
+    _centered_covariance,
+    _check_data,
+    _check_latent_dim,
+    _gaussian_parts,
+    fit_ppca,
+)
 
 __all__ = ["FactorAnalysis", "fit_factor_analysis"]
 

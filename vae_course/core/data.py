@@ -5,7 +5,7 @@ full MNIST is read from IDX files you already have, or downloaded once when you 
 (`download=True`) and cached, with every file's checksum verified.
 
 MNIST is by Yann LeCun, Corinna Cortes and Christopher J. C. Burges (CC BY-SA 3.0); see
-`vae_course/data/README.md` for the subset's provenance.
+`vae_course/core/datafiles/README.md` for the subset's provenance.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import torch
 __all__ = ["load_mnist", "binarize", "read_idx", "DataFileError"]
 
 SPLITS = ("train", "test")
-_BUNDLED = Path(__file__).with_name("data") / "mnist_5k.npz"
+_BUNDLED = Path(__file__).with_name("datafiles") / "mnist_5k.npz"
 _BUNDLED_SHA256 = "970702d994c498f4ed47376383483ffa572089f72cd489dad1f40f362dbc14bf"
 _TRAIN_PER_DIGIT = 400  # of the 500 images of each digit; the other 100 are the test split
 
@@ -64,7 +64,7 @@ def _bundled_arrays() -> tuple[np.ndarray, np.ndarray]:
     if _digest(_BUNDLED, "sha256") != _BUNDLED_SHA256:
         raise DataFileError(
             f"the bundled MNIST subset {_BUNDLED} fails its SHA-256 check (corrupt or edited). "
-            "Restore it with `git checkout -- vae_course/data/mnist_5k.npz` or reinstall the package."
+            "Restore it with `git checkout -- vae_course/core/datafiles/mnist_5k.npz` or reinstall the package."
         )
     with np.load(_BUNDLED) as f:
         images, labels = f["images"], f["labels"]

@@ -22,7 +22,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .distributions import LOG_2PI, _broadcast_shape, _check_finite, _tensor
+from ..core.distributions import LOG_2PI
+from ..core.validation import as_tensor as _tensor
+from ..core.validation import broadcast_shape as _broadcast_shape
+from ..core.validation import check_finite as _check_finite
 
 __all__ = [
     "fit_gaussian",

@@ -1,0 +1,7 @@
+"""Inference: estimators of log p(x) and of posteriors that work through the model interface.
+
+Imports `core` and `models`. Part II (chapters 4-7) adds variational inference, the ELBO,
+amortized encoders and gradient estimators here.
+"""
+
+__all__: list[str] = []
