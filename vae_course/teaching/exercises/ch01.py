@@ -18,7 +18,7 @@ import math
 import torch
 
 from ...core.distributions import gaussian_log_prob
-from ...models.mixtures import gaussian_mixture_log_prob
+from ...models import gaussian_mixture_log_prob
 from ._core import Failure, call, expect_close, expect_grad, expect_tensor, register
 
 CHAPTER = "01_generative_modelling"

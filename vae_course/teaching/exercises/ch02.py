@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from ...models.lvm import linear_conditional_log_prob, naive_mc_log_prob
+from ...models import linear_conditional_log_prob, naive_mc_log_prob
 from ._core import Failure, call, expect_close, register
 
 CHAPTER = "02_latent_variable_models"

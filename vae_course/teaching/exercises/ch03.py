@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from ...models.linear import ppca_log_likelihood, ppca_posterior
+from ...models import ppca_log_likelihood, ppca_posterior
 from ._core import Failure, call, expect_close, expect_tensor, register
 
 CHAPTER = "03_linear_models"
