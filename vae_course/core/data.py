@@ -199,7 +199,8 @@ def binarize(x: torch.Tensor, threshold: float | None = None,
     """
     x = check_tensor("x", x, what="of intensities in [0, 1]")
     if x.numel() and not bool(((x >= 0) & (x <= 1)).all()):
-        raise ValueError(f"x must hold intensities in [0, 1], got values in [{float(x.min()):.3g}, {float(x.max()):.3g}]")
+        raise ValueError(f"x must hold intensities in [0, 1], got values in "
+                         f"[{float(x.min()):.3g}, {float(x.max()):.3g}]")
     check_generator(generator)
     if generator is not None:
         if threshold is not None:
