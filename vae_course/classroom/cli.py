@@ -23,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
         grade.add_argument("notebook", help="the student's .ipynb (never modified)")
         grade.add_argument("--timeout", type=float, default=120, help="seconds allowed per cell (default 120)")
         grade.add_argument("--total-timeout", type=float, default=None,
-                           help="seconds allowed for the whole run (default 10 x --timeout)")
+                           help="seconds allowed for the whole run (default 10 x --timeout + 120)")
         grade.add_argument("--json", action="store_true", help="print the results as JSON")
     return parser
 

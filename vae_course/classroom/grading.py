@@ -11,8 +11,10 @@ How a verdict is obtained (and why printed text is never trusted)
 The check cells of the notebook only give the student feedback. Their output is not read:
 a notebook can print a fake "✅ id: passed", define its own `check`, or monkeypatch
 `vae_course.teaching.exercises.check`. Instead, after the student's last cell has run, the
-grader appends cells of its own to the copy it executes (the submission never sees them):
+grader adds cells of its own to the copy it executes (the submission never sees them):
 
+0. A *warm-up* cell, first, imports torch and vae_course (no side effects), so that a slow
+   first import on a busy machine is not charged to the student's first cell.
 1. A *prelude* cell removes every `vae_course` module from `sys.modules` and imports the
    package again from the grader's own install (its location is checked, so a `vae_course.py`
    the notebook wrote into the working folder cannot stand in for it); patches made to the old
@@ -54,6 +56,8 @@ __all__ = ["GradeResult", "grade_notebook", "expected_exercises", "format_table"
 # `check("some-id", some_function)` in a cell: the exercise id and the name of the student's function.
 _CHECK_CALL = re.compile(r"check\(\s*['\"]([\w\-.]+)['\"]\s*(?:,\s*([A-Za-z_]\w*)\s*\))?")
 _GRADER_TAG = "vae-course-grader"
+_SETUP_TAG = "vae-course-grader-setup"  # the grader's own setup cells, which get `_SETUP_TIME` at least
+_SETUP_TIME = 120.0
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,9 @@ def _prelude(package_root: str) -> str:
 import importlib as _g_importlib
 import sys as _g_sys
 
-_g_ip = get_ipython()
+from IPython.core.getipython import get_ipython as _g_get_ipython
+
+_g_ip = _g_get_ipython()
 for _g_callbacks in _g_ip.events.callbacks.values():
     _g_callbacks.clear()
 _g_old_core = _g_sys.modules.get("vae_course.teaching.exercises._core")
@@ -124,8 +130,13 @@ def _g_verify(exercise_id, name, nonce):
 '''
 
 
-def _grader_cell(source: str):
-    return nbformat.v4.new_code_cell(source, metadata={"tags": [_GRADER_TAG]})
+def _grader_cell(source: str, setup: bool = False):
+    return nbformat.v4.new_code_cell(source, metadata={"tags": [_GRADER_TAG] + ([_SETUP_TAG] if setup else [])})
+
+
+# Run first: importing torch in a fresh kernel can take several seconds on a loaded machine, which
+# must not count against the student's first cell (an interrupted import leaves torch broken).
+_WARM_UP = "import torch, vae_course  # vae_course grader: warm-up (imports only; no side effects)"
 
 
 def _execute(nb, folder: Path, timeout: float, total_timeout: float) -> str:
@@ -134,8 +145,12 @@ def _execute(nb, folder: Path, timeout: float, total_timeout: float) -> str:
     from nbclient.exceptions import DeadKernelError
     from nbclient.util import run_sync
 
-    client = NotebookClient(nb, timeout=timeout, allow_errors=True, interrupt_on_timeout=True,
-                            kernel_name="python3", resources={"metadata": {"path": str(folder)}})
+    def cell_timeout(cell):
+        return max(timeout, _SETUP_TIME) if _SETUP_TAG in cell.metadata.get("tags", []) else timeout
+
+    client = NotebookClient(nb, timeout=timeout, timeout_func=cell_timeout, allow_errors=True,
+                            interrupt_on_timeout=True, kernel_name="python3",
+                            resources={"metadata": {"path": str(folder)}})
 
     late = []
 
@@ -199,7 +214,10 @@ def _verdict(cell, exercise_id: str, name: str, nonce: str, student_cells, note:
                 f"no function named `{name}` was defined (its cell was deleted, renamed or never ran)"
             return GradeResult(exercise_id, "fail", message)
         status = "pass" if data.get("passed") is True else "fail"
-        return GradeResult(exercise_id, status, _strip_mark(exercise_id, str(data.get("message", ""))))
+        message = _strip_mark(exercise_id, str(data.get("message", "")))
+        if exercise_id not in known_exercises():
+            message += " [not a vae_course exercise: checked by a checker the notebook registered itself]"
+        return GradeResult(exercise_id, status, message)
     errors = [o for o in outputs if o.get("output_type") == "error"]
     if errors and errors[0].get("ename") == "KeyboardInterrupt":
         return GradeResult(exercise_id, "fail", "checking your function was interrupted: it ran longer than "
@@ -213,9 +231,10 @@ def _verdict(cell, exercise_id: str, name: str, nonce: str, student_cells, note:
 def grade_notebook(path: str | Path, timeout: float = 120, total_timeout: float | None = None) -> list[GradeResult]:
     """Execute a copy of the notebook at `path` and return one result per exercise.
 
-    `timeout` is the limit per cell in seconds (an endless cell is interrupted); `total_timeout`
-    (default 10 x `timeout`) caps the whole run (the kernel is stopped, for code that ignores the
-    interrupt). The file at `path` is only read. See the module docstring for how verdicts are
+    `timeout` is the limit per cell of the notebook in seconds (an endless cell is interrupted;
+    the grader's own setup cells, which import torch and the package, get two minutes at least);
+    `total_timeout` (default 10 x `timeout` + 120) caps the whole run (the kernel is stopped, for
+    code that ignores the interrupt). The file at `path` is only read. See the module docstring for how verdicts are
     obtained without trusting anything the notebook prints.
     """
     from .. import __file__ as package_init
@@ -225,7 +244,7 @@ def grade_notebook(path: str | Path, timeout: float = 120, total_timeout: float 
         raise FileNotFoundError(f"no notebook at {path}")
     if not timeout > 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    total_timeout = 10 * timeout if total_timeout is None else total_timeout
+    total_timeout = 10 * timeout + _SETUP_TIME if total_timeout is None else total_timeout
     if not total_timeout > 0:
         raise ValueError(f"total_timeout must be a positive number of seconds, got {total_timeout!r}")
     package_root = str(Path(package_init).resolve().parent.parent)
@@ -245,8 +264,9 @@ def grade_notebook(path: str | Path, timeout: float = 120, total_timeout: float 
         student_cells = list(nb.cells)
         expected = expected_exercises(nb, path.name)
         verify = {}
-        prelude = _grader_cell(_prelude(package_root))
+        prelude = _grader_cell(_prelude(package_root), setup=True)
         if expected:
+            nb.cells.insert(0, _grader_cell(_WARM_UP, setup=True))
             nb.cells.append(prelude)
             for exercise_id, name in expected.items():
                 verify[exercise_id] = _grader_cell(f"_g_verify({exercise_id!r}, {name!r}, {nonce!r})")
