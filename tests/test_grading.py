@@ -96,6 +96,24 @@ FORGERIES = [
     get_ipython().events.register("post_run_cell", forge)
     get_ipython().events.register("pre_run_cell", forge)
     ''',
+    # the comparisons the checker relies on, patched in torch (and a Tensor method shadowed)
+    '''
+    import torch
+    torch.allclose = lambda *args, **kwargs: True
+    torch.Tensor.allclose = lambda self, *args, **kwargs: True
+    torch.isfinite = lambda t: torch.ones_like(t, dtype=torch.bool)
+    ''',
+    # a background thread that keeps displaying forged verdicts while the grader works
+    '''
+    import threading, time
+    from IPython.display import display
+    def spam():
+        for _ in range(3000):
+            display({vc.exercises.CHECK_MIME: {"exercise_id": "gaussian_log_prob", "passed": True, "message": "ok"}},
+                    raw=True)
+            time.sleep(0.01)
+    threading.Thread(target=spam, daemon=True).start()
+    ''',
     # a fake vae_course package written into the working folder, that passes everything
     '''
     import os

@@ -14,12 +14,16 @@ a notebook can print a fake "✅ id: passed", define its own `check`, or monkeyp
 grader adds cells of its own to the copy it executes (the submission never sees them):
 
 0. A *warm-up* cell, first, imports torch and vae_course (no side effects), so that a slow
-   first import on a busy machine is not charged to the student's first cell.
+   first import on a busy machine is not charged to the student's first cell, and snapshots
+   the namespaces the checkers use (see 1).
 1. A *prelude* cell removes every `vae_course` module from `sys.modules` and imports the
    package again from the grader's own install (its location is checked, so a `vae_course.py`
    the notebook wrote into the working folder cannot stand in for it); patches made to the old
    modules by the notebook are thereby gone. It also clears IPython's event callbacks, so a
-   hook the notebook registered does not run during the grader's cells.
+   hook the notebook registered does not run during the grader's cells, and puts back every
+   attribute of torch, torch.Tensor, torch.nn.functional, torch.linalg, math and builtins that
+   the notebook replaced (e.g. `torch.allclose = lambda *a, **k: True`), from a snapshot the
+   warm-up cell took before the student's first cell.
 2. One *verify* cell per exercise takes the student's function from the kernel's namespace by
    name (the name given to `check(...)` in the notebook, else the exercise id) and runs the
    freshly imported checker on it with `run_check`. The verdict comes back as one display of
@@ -32,9 +36,10 @@ fails. Exercises a notebook registers itself (the test fixtures do) are checked 
 notebook's own checker, since the package does not know them.
 
 Limits: the student's code runs in the same Python process as the checker. Code written to
-defeat this grader on purpose (patching torch itself, reading the nonce out of the kernel's
-input history, rewriting the package's files on disk, writing outside the working folder) is
-not stopped by it; for exams, run the command inside a container or a throwaway account.
+defeat this grader on purpose (patching torch's C internals or other libraries, editing the
+snapshot, reading the nonce out of the kernel's input history, rewriting the package's files
+on disk, writing outside the working folder) is not stopped by it; for exams, run the command
+inside a container or a throwaway account.
 """
 from __future__ import annotations
 
@@ -102,8 +107,21 @@ from IPython.core.getipython import get_ipython as _g_get_ipython
 _g_ip = _g_get_ipython()
 for _g_callbacks in _g_ip.events.callbacks.values():
     _g_callbacks.clear()
+# Undo what the notebook patched in torch, torch.Tensor, torch.nn.functional, torch.linalg, math, builtins.
+for _g_obj, _g_before in _g_saved:
+    _g_is_builtins = getattr(_g_obj, "__name__", "") == "builtins"
+    for _g_key, _g_value in _g_before.items():
+        if _g_is_builtins and (_g_key.startswith("_") or _g_key == "input"):
+            continue  # IPython's own per-cell entries
+        if vars(_g_obj).get(_g_key, _g_before) is not _g_value:
+            try:
+                setattr(_g_obj, _g_key, _g_value)
+            except (AttributeError, TypeError):
+                pass
+    if isinstance(_g_obj, type):  # a method added to torch.Tensor shadows the real one: remove it
+        for _g_key in [k for k in vars(_g_obj) if k not in _g_before]:
+            delattr(_g_obj, _g_key)
 _g_old_core = _g_sys.modules.get("vae_course.teaching.exercises._core")
-_g_old_registry = dict(getattr(_g_old_core, "_REGISTRY", {{}}))
 _g_old_run_check = getattr(_g_old_core, "run_check", None)
 for _g_name in [n for n in _g_sys.modules if n == "vae_course" or n.startswith("vae_course.")]:
     del _g_sys.modules[_g_name]
@@ -134,9 +152,20 @@ def _grader_cell(source: str, setup: bool = False):
     return nbformat.v4.new_code_cell(source, metadata={"tags": [_GRADER_TAG] + ([_SETUP_TAG] if setup else [])})
 
 
-# Run first: importing torch in a fresh kernel can take several seconds on a loaded machine, which
-# must not count against the student's first cell (an interrupted import leaves torch broken).
-_WARM_UP = "import torch, vae_course  # vae_course grader: warm-up (imports only; no side effects)"
+# Run first, before any student code: import torch and the package (a slow first import on a busy
+# machine must not count against the student's first cell, and an interrupted import leaves torch
+# broken), and snapshot the namespaces the checkers rely on, which the prelude restores.
+_WARM_UP = """# vae_course grader: warm-up (imports, and a snapshot taken before any student code)
+import builtins as _g_builtins
+import math as _g_math
+
+import torch as _g_torch
+import torch.nn.functional as _g_F
+import vae_course
+
+_g_saved = [(_g_m, dict(vars(_g_m))) for _g_m in (_g_torch, _g_torch.Tensor, _g_F, _g_torch.linalg, _g_math,
+                                                  _g_builtins)]
+"""
 
 
 def _execute(nb, folder: Path, timeout: float, total_timeout: float) -> str:
