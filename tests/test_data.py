@@ -187,3 +187,36 @@ def test_binarize_threshold_and_stochastic():
         vc.binarize(torch.tensor([1.5]))
     with pytest.raises(TypeError, match="floating-point"):
         vc.binarize(torch.tensor([1]))
+
+
+def test_binarize_threshold_is_used_and_matches_a_plain_comparison():
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(50, 784, generator=g, dtype=torch.float64)
+    for threshold in (0.0, 0.1, 0.5, 0.9):
+        out = vc.binarize(x, threshold=threshold)
+        expected = torch.tensor([[1.0 if v > threshold else 0.0 for v in row] for row in x.tolist()], dtype=torch.float64)
+        assert out.dtype == torch.float64 and torch.equal(out, expected)
+    assert torch.equal(vc.binarize(x), vc.binarize(x, threshold=0.5))  # the default is 0.5
+
+
+def test_binarize_modes_are_exclusive_and_bad_values_are_named():
+    x = torch.full((10,), 0.3)
+    g = vc.make_generator(0)
+    with pytest.raises(ValueError, match=r"threshold must be None when a generator is given: threshold=0\.5"):
+        vc.binarize(x, threshold=0.5, generator=g)  # even the default value: the two modes are different
+    with pytest.raises(ValueError, match=r"threshold must be None when a generator is given: threshold=0\.2"):
+        vc.binarize(x, 0.2, g)
+    with pytest.raises(ValueError, match="x must be finite, but it contains NaN"):
+        vc.binarize(torch.tensor([0.2, float("nan")]))
+    with pytest.raises(ValueError, match="x must be finite, but it contains NaN"):
+        vc.binarize(torch.tensor([0.2, float("nan")]), generator=g)
+    with pytest.raises(ValueError, match=r"threshold must be in \[0, 1\), got 1"):
+        vc.binarize(x, threshold=1.0)
+    with pytest.raises(ValueError, match="threshold must be a finite number, got nan"):
+        vc.binarize(x, threshold=float("nan"))
+    with pytest.raises(TypeError, match="threshold must be a real number, got str"):
+        vc.binarize(x, threshold="0.5")
+    with pytest.raises(TypeError, match="generator must be a torch.Generator or None, got int 0"):
+        vc.binarize(x, generator=0)
+    with pytest.raises(TypeError, match=r"x must be a torch.Tensor of intensities in \[0, 1\], got list"):
+        vc.binarize([0.1, 0.2])

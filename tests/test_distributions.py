@@ -169,3 +169,84 @@ def test_bce_identity_used_by_bernoulli_log_prob():
     logits = torch.tensor([[0.5, 1.5, -2.5]])
     manual = (x * F.logsigmoid(logits) + (1 - x) * F.logsigmoid(-logits)).sum(-1)
     torch.testing.assert_close(vc.bernoulli_log_prob(x, logits), manual)
+
+
+# --- every function, float32 and float64, and on a GPU when there is one ---------------------------
+
+def _inputs(dtype, device="cpu"):
+    g = gen(11)
+    t = {name: torch.randn(6, 4, generator=g, dtype=torch.float64) for name in ("x", "mu", "logvar", "mu_p", "logvar_p")}
+    t["bits"] = torch.bernoulli(torch.full((6, 4), 0.5, dtype=torch.float64), generator=g)
+    t["logits"] = 3 * torch.randn(6, 4, generator=g, dtype=torch.float64)
+    return {k: v.to(device=device, dtype=dtype) for k, v in t.items()}
+
+
+def _std(logvar):
+    return torch.exp(0.5 * logvar)
+
+
+# name -> (our function applied to the inputs, the independent reference computed in float64)
+CASES = {
+    "gaussian_log_prob": (
+        lambda t: vc.gaussian_log_prob(t["x"], t["mu"], t["logvar"]),
+        lambda t: Normal(t["mu"], _std(t["logvar"])).log_prob(t["x"]).sum(-1)),
+    "bernoulli_log_prob": (
+        lambda t: vc.bernoulli_log_prob(t["bits"], t["logits"]),
+        lambda t: Bernoulli(logits=t["logits"]).log_prob(t["bits"]).sum(-1)),
+    "log_mean_exp": (
+        lambda t: vc.log_mean_exp(t["x"], dim=1),
+        lambda t: torch.log(torch.exp(t["x"]).mean(1))),  # naive form, fine for these moderate values
+    "kl_normal_std_normal": (
+        lambda t: vc.kl_normal_std_normal(t["mu"], t["logvar"]),
+        lambda t: kl_divergence(Normal(t["mu"], _std(t["logvar"])),
+                                Normal(torch.zeros_like(t["mu"]), torch.ones_like(t["mu"]))).sum(-1)),
+    "kl_normal_normal": (
+        lambda t: vc.kl_normal_normal(t["mu"], t["logvar"], t["mu_p"], t["logvar_p"]),
+        lambda t: kl_divergence(Normal(t["mu"], _std(t["logvar"])), Normal(t["mu_p"], _std(t["logvar_p"]))).sum(-1)),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_function_keeps_the_input_dtype_and_matches_torch_distributions(name, dtype):
+    ours, reference = CASES[name]
+    out = ours(_inputs(dtype))
+    expected = reference(_inputs(torch.float64))
+    assert out.dtype == dtype and out.shape == (6,)
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(out, expected.to(dtype), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+def test_reparameterize_keeps_the_input_dtype_and_scales_standard_noise(dtype):
+    t = _inputs(dtype)
+    z = vc.reparameterize(t["mu"], t["logvar"], generator=gen(12))
+    eps = torch.randn(6, 4, generator=gen(12), dtype=dtype)  # the same standard-normal draws
+    assert z.dtype == dtype and z.shape == (6, 4)
+    torch.testing.assert_close((z - t["mu"]) / _std(t["logvar"]), eps)
+
+
+CUDA = torch.cuda.is_available()
+
+
+@pytest.mark.skipif(not CUDA, reason="no CUDA device on this machine (torch.cuda.is_available() is False)")
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_function_runs_on_cuda_and_returns_there(name):
+    ours, reference = CASES[name]
+    out = ours(_inputs(torch.float64, "cuda"))
+    assert out.device.type == "cuda" and out.dtype == torch.float64
+    torch.testing.assert_close(out.cpu(), reference(_inputs(torch.float64)), rtol=1e-10, atol=1e-10)
+    out32 = ours(_inputs(torch.float32, "cuda"))
+    assert out32.device.type == "cuda" and out32.dtype == torch.float32
+
+
+@pytest.mark.skipif(not CUDA, reason="no CUDA device on this machine (torch.cuda.is_available() is False)")
+def test_reparameterize_on_cuda():
+    t = _inputs(torch.float32, "cuda")
+    z = vc.reparameterize(t["mu"], t["logvar"], generator=vc.make_generator(3, device="cuda"))
+    again = vc.reparameterize(t["mu"], t["logvar"], generator=vc.make_generator(3, device="cuda"))
+    assert z.device.type == "cuda" and z.dtype == torch.float32 and torch.equal(z, again)
+    assert vc.reparameterize(t["mu"], t["logvar"]).device.type == "cuda"  # the global CUDA generator
+    with pytest.raises(ValueError, match=r"generator must be on the device of mu \(cuda\), got a generator on cpu"):
+        vc.reparameterize(t["mu"], t["logvar"], generator=gen(0))
+

@@ -130,10 +130,57 @@ def test_unknown_id_lists_known_ids(capsys):
     assert "t-one" in result.message and "t-two" in result.message
 
 
-def test_registering_an_id_twice_is_an_error():
+def test_registering_an_id_from_another_module_is_an_error():
     _register_square("t-dup")
-    with pytest.raises(RuntimeError, match="t-dup"):
-        _register_square("t-dup")
+
+    def other(answer):
+        return None
+
+    other.__module__ = "somebody_else"
+    with pytest.raises(RuntimeError, match=r"exercise id 't-dup' registered twice: by 'test_exercise_core' "
+                                           r"and again by 'somebody_else'"):
+        register("t-dup", chapter="00_test", reference=abs)(other)
+    assert _core.known_exercises()["t-dup"].module == __name__  # the first entry is kept
+
+
+def test_registering_again_from_the_same_module_replaces_the_entry(capsys):
+    _register_square("t-again")
+    first = _core.known_exercises()["t-again"].checker
+
+    @register("t-again", chapter="00_other", reference=abs)
+    def replacement(answer):
+        return "the new checker ran"
+
+    entry = _core.known_exercises()["t-again"]
+    assert entry.checker is replacement and entry.checker is not first and entry.chapter == "00_other"
+    assert _verdict(capsys, "t-again", abs).message.endswith("passed: the new checker ran")
+
+
+def test_reloading_a_chapter_module_replaces_its_checkers(capsys):
+    import importlib
+
+    from vae_course.teaching.exercises import ch01
+
+    before = _core.known_exercises()
+    ids = {i for i, ex in before.items() if ex.module == ch01.__name__}
+    assert ids == {"gaussian_log_prob", "mixture_log_prob"}
+    reloaded = importlib.reload(ch01)  # what %autoreload does after an edit; used to raise "registered twice"
+    after = _core.known_exercises()
+    assert set(after) == set(before)
+    assert after["gaussian_log_prob"].checker is reloaded.check_gaussian_log_prob
+    assert after["gaussian_log_prob"].checker is not before["gaussian_log_prob"].checker
+    assert check("gaussian_log_prob", after["gaussian_log_prob"].reference).passed
+    assert not check("gaussian_log_prob", lambda x, mu, logvar: -after["gaussian_log_prob"].reference(x, mu, logvar)).passed
+
+
+def test_run_check_returns_the_verdict_without_printing(capsys):
+    result = _core.run_check(_register_square(), lambda x: (x * x).sum(dim=1))
+    assert capsys.readouterr().out == "" and result.passed
+    data = result.to_dict()
+    assert data == {"exercise_id": "t-square", "passed": True, "message": result.message}
+    bundle = result.mimebundle(nonce="abc")
+    assert bundle["text/plain"] == result.message
+    assert bundle[_core.CHECK_MIME] == {**data, "nonce": "abc"}
 
 
 def test_result_shows_nothing_extra_in_ipython(capsys):

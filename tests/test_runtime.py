@@ -78,3 +78,17 @@ def test_glue_stores_plain_numbers_and_rejects_arrays(monkeypatch):
 def test_glue_without_myst_nb_is_a_no_op(monkeypatch):
     monkeypatch.setitem(sys.modules, "myst_nb", None)  # as on a plain Colab runtime
     assert vc.glue("gap", 1.5) is None
+
+
+def test_tqdm_is_a_declared_and_installed_dependency():
+    # Progress bars will use tqdm: it comes with the package (pyproject), so `pip install -r requirements.txt`
+    # (which installs the package) brings it.
+    import re
+    from pathlib import Path
+
+    pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    deps = re.search(r"^dependencies = \[(.*)\]$", pyproject, re.M)[1]
+    assert re.search(r'"tqdm[><=]', deps), deps
+    import tqdm
+
+    assert callable(tqdm.tqdm)

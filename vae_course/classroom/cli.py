@@ -3,7 +3,7 @@
 Taught in: the preface ("The student edition" and "Checking a notebook").
 
     python -m vae_course student-edition OUTDIR [--book ROOT] [--force]
-    python -m vae_course check NOTEBOOK [--timeout SECONDS]     (alias: grade)
+    python -m vae_course check NOTEBOOK [--timeout SECONDS] [--total-timeout SECONDS] [--json]  (alias: grade)
 """
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ def _parser() -> argparse.ArgumentParser:
         grade = commands.add_parser(name, help="run a copy of a student notebook and list its checks")
         grade.add_argument("notebook", help="the student's .ipynb (never modified)")
         grade.add_argument("--timeout", type=float, default=120, help="seconds allowed per cell (default 120)")
+        grade.add_argument("--total-timeout", type=float, default=None,
+                           help="seconds allowed for the whole run (default 10 x --timeout + 120)")
         grade.add_argument("--json", action="store_true", help="print the results as JSON")
     return parser
 
@@ -39,7 +41,7 @@ def _student_edition(args) -> int:
 def _grade(args) -> int:
     from .grading import format_table, grade_notebook, to_json
 
-    results = grade_notebook(args.notebook, timeout=args.timeout)
+    results = grade_notebook(args.notebook, timeout=args.timeout, total_timeout=args.total_timeout)
     print(to_json(results) if args.json else format_table(results))
     return 0
 

@@ -2,7 +2,10 @@
 
 Taught in: chapter 1 (the digits, binarization). `load_mnist()` never touches the network;
 full MNIST is read from IDX files you already have, or downloaded once when you ask for it
-(`download=True`) and cached, with every file's checksum verified.
+(`download=True`) and cached. Checksums: the bundled file's SHA-256 is checked the first time
+it is read in a process (the arrays are then kept in memory, so later loads in the same process
+do not read or check the file again); IDX files' MD5 sums are checked on every `load_mnist` call
+with `verify=True`.
 
 MNIST is by Yann LeCun, Corinna Cortes and Christopher J. C. Burges (CC BY-SA 3.0); see
 `vae_course/core/datafiles/README.md` for the subset's provenance.
@@ -18,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from .validation import check_generator, check_real, check_tensor
 
 __all__ = ["load_mnist", "binarize", "read_idx", "DataFileError"]
 
@@ -56,6 +61,7 @@ def _digest(path: Path, algo: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _bundled_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The bundled arrays, read and SHA-256-checked once per process (cached afterwards)."""
     if not _BUNDLED.is_file():
         raise DataFileError(
             f"the bundled MNIST subset is missing ({_BUNDLED}). Reinstall the package "
@@ -162,7 +168,8 @@ def load_mnist(split: str = "train", source: str = "bundled", root=None, downloa
     download:
         Fetch missing IDX files once (source="idx" only). Nothing is ever downloaded otherwise.
     verify:
-        Check the IDX files' MD5 sums (source="idx" only; the bundled file is always checked).
+        Check the IDX files' MD5 sums on this call (source="idx" only). The bundled file's SHA-256
+        is always checked, once per process: on its first load (the arrays are cached in memory).
     """
     split = _check_split(split)
     if source == "bundled":
@@ -178,18 +185,28 @@ def load_mnist(split: str = "train", source: str = "bundled", root=None, downloa
     return x, y
 
 
-def binarize(x: torch.Tensor, threshold: float = 0.5, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Binary pixels from intensities in [0, 1].
+def binarize(x: torch.Tensor, threshold: float | None = None,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+    """Binary pixels (0.0 or 1.0, in the dtype and on the device of `x`) from intensities in [0, 1].
 
-    With `generator=None`, a fixed threshold (pixel > threshold). With a generator, each pixel
-    is drawn as Bernoulli(intensity) (stochastic binarization, as in much of the literature).
+    Two modes, chosen by which argument is given (never both):
+
+    - fixed threshold (the default, `threshold=0.5`): pixel = 1 where intensity > threshold;
+    - stochastic (`generator=` a `torch.Generator`): each pixel is drawn as Bernoulli(intensity),
+      as in much of the literature; the threshold plays no part, so passing one too is an error.
+
+    `x` must be a floating-point tensor of finite values in [0, 1] (NaN is rejected).
     """
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise TypeError(f"x must be a floating-point tensor of intensities in [0, 1], got {type(x).__name__}")
-    if x.numel() and (x.min() < 0 or x.max() > 1):
-        raise ValueError(f"x must hold intensities in [0, 1], got values in [{x.min():.3g}, {x.max():.3g}]")
-    if generator is None:
-        if not 0.0 <= threshold < 1.0:
-            raise ValueError(f"threshold must be in [0, 1), got {threshold}")
-        return (x > threshold).to(x.dtype)
-    return torch.bernoulli(x, generator=generator)
+    x = check_tensor("x", x, what="of intensities in [0, 1]")
+    if x.numel() and not bool(((x >= 0) & (x <= 1)).all()):
+        raise ValueError(f"x must hold intensities in [0, 1], got values in "
+                         f"[{float(x.min()):.3g}, {float(x.max()):.3g}]")
+    check_generator(generator)
+    if generator is not None:
+        if threshold is not None:
+            raise ValueError(f"threshold must be None when a generator is given: threshold={threshold!r} asks for "
+                             "a fixed threshold and generator= for stochastic binarization (Bernoulli(intensity)); "
+                             "pass one of them")
+        return torch.bernoulli(x, generator=generator)
+    threshold = 0.5 if threshold is None else check_real("threshold", threshold, low=0.0, high=1.0, high_open=True)
+    return (x > threshold).to(x.dtype)

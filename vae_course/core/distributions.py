@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from .validation import as_tensor as _tensor
 from .validation import broadcast_shape as _broadcast_shape
 from .validation import check_finite as _check_finite
+from .validation import check_generator as _check_generator
 
 __all__ = [
     "LOG_2PI",
@@ -138,15 +139,18 @@ def kl_normal_normal(mu_q: torch.Tensor, logvar_q, mu_p, logvar_p) -> torch.Tens
 def reparameterize(mu: torch.Tensor, logvar, generator: torch.Generator | None = None) -> torch.Tensor:
     """A sample z = mu + exp(logvar / 2) * eps with eps ~ N(0, I): differentiable in mu and logvar.
 
-    The noise has the broadcast shape of `mu` and `logvar`; pass a `torch.Generator` for
-    reproducible draws that leave the global generator alone.
+    The noise has the broadcast shape of `mu` and `logvar`, their promoted dtype and the device of
+    `mu`; pass a `torch.Generator` on that device for reproducible draws that leave the global
+    generator alone.
     """
     mu = _tensor("mu", mu)
     logvar = _tensor("logvar", logvar, like=mu)
     shape = _broadcast_shape(mu=mu, logvar=logvar)
     _check_finite("logvar", logvar)
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    _check_generator(generator)
+    if generator is not None and generator.device.type != mu.device.type:
+        raise ValueError(f"generator must be on the device of mu ({mu.device.type}), got a generator on "
+                         f"{generator.device.type}; make one with vc.make_generator(seed, device=mu.device)")
     dtype = torch.promote_types(mu.dtype, logvar.dtype)
     eps = torch.randn(shape, generator=generator, dtype=dtype, device=mu.device)
     return mu + torch.exp(0.5 * logvar) * eps

@@ -1,4 +1,4 @@
-"""The one training loop of the course: `train(loss_fn, params, config)`.
+"""The one training loop of the course: `train(loss_fn, params, config, data=None, generator=None)`.
 
 Taught in: chapter 1 (gradient descent on a negative log-likelihood, written out by hand
 there); used by every later chapter that optimises. The loss is whatever `loss_fn` returns;
@@ -12,31 +12,53 @@ from typing import Callable, Iterable
 
 import torch
 
+from ..core.validation import check_bool, check_choice, check_generator, check_int, check_positive, check_real
+
 __all__ = ["TrainConfig", "train"]
 
 
 @dataclass
 class TrainConfig:
-    """Settings of `train`."""
+    """Settings of `train`.
 
-    steps: int = 100  # optimiser steps (one per batch; full batch when `batch_size` is None)
-    lr: float = 1e-3  # learning rate
-    optimizer: str = "adam"  # "adam" or "sgd"
-    momentum: float = 0.0  # SGD momentum (ignored by Adam)
-    batch_size: int | None = None  # examples per step when `data` is given; None = all of them
-    seed: int = 0  # seed of the generator that shuffles the batches
+    steps:
+        Optimiser steps, one per batch (per call of `loss_fn`).
+    lr:
+        Learning rate, a finite number > 0.
+    optimizer:
+        "adam" (`torch.optim.Adam` with its default betas and eps) or "sgd" (`torch.optim.SGD`).
+    momentum:
+        SGD momentum in [0, 1) (Adam has its own; a non-zero value with Adam is an error).
+    batch_size:
+        Rows of `data` per step, or None for all of them. Only meaningful with `data`:
+        `train` raises if it is set and no data is given.
+    drop_last:
+        What to do with the last, smaller batch of an epoch when `batch_size` does not divide the
+        number of rows: False (default) uses it, so every row is visited once per epoch; True
+        skips it (every batch then has `batch_size` rows, and a few rows are left out of each epoch).
+
+    The shuffling of `data` is not set here: pass a `torch.Generator` to `train(..., generator=)`,
+    as everywhere else in the package.
+    """
+
+    steps: int = 100
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    momentum: float = 0.0
+    batch_size: int | None = None
+    drop_last: bool = False
 
     def __post_init__(self):
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise ValueError(f"steps must be a positive integer, got {self.steps!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr!r}")
-        if self.optimizer not in ("adam", "sgd"):
-            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
-        if not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
-            raise ValueError(f"batch_size must be a positive integer or None, got {self.batch_size!r}")
+        self.steps = check_int("steps", self.steps, low=1)
+        self.lr = check_positive("lr", self.lr)
+        self.optimizer = check_choice("optimizer", self.optimizer, ("adam", "sgd"))
+        self.momentum = check_real("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        if self.optimizer == "adam" and self.momentum != 0.0:
+            raise ValueError(f"momentum applies to optimizer='sgd' only, got momentum={self.momentum:g} with "
+                             "optimizer='adam' (Adam's own momentum is fixed by its betas)")
+        if self.batch_size is not None:
+            self.batch_size = check_int("batch_size", self.batch_size, low=1)
+        check_bool("drop_last", self.drop_last)
 
 
 def _optimizer(params: list[torch.Tensor], config: TrainConfig) -> torch.optim.Optimizer:
@@ -45,39 +67,62 @@ def _optimizer(params: list[torch.Tensor], config: TrainConfig) -> torch.optim.O
     return torch.optim.Adam(params, lr=config.lr)
 
 
-def _batches(data: torch.Tensor, config: TrainConfig):
-    """Endless shuffled batches of `data` (rows), reproducible from `config.seed`."""
-    gen = torch.Generator().manual_seed(config.seed)
-    size = config.batch_size or len(data)
+def _batches(data: torch.Tensor, size: int, drop_last: bool, generator: torch.Generator | None):
+    """Endless batches of rows of `data`: each epoch a fresh random permutation, cut into `size` rows."""
+    n = len(data)
+    device = generator.device if generator is not None else torch.device("cpu")
+    stop = n - size + 1 if drop_last else n
     while True:
-        order = torch.randperm(len(data), generator=gen)
-        for start in range(0, len(data) - size + 1, size):
+        order = torch.randperm(n, generator=generator, device=device).to(data.device)
+        for start in range(0, stop, size):
             yield data[order[start:start + size]]
 
 
 def train(loss_fn: Callable, params: Iterable[torch.Tensor], config: TrainConfig | None = None,
-          data: torch.Tensor | None = None) -> list[float]:
-    """Minimise `loss_fn` over `params`; return the loss before each step's update.
+          data: torch.Tensor | None = None, generator: torch.Generator | None = None) -> list[float]:
+    """Minimise `loss_fn` over `params` for `config.steps` steps; return the loss before each step's update.
 
-    Without `data`, `loss_fn()` takes no argument (full-batch objectives). With `data`, each
-    step calls `loss_fn(batch)` on the next shuffled batch of rows of `data`.
+    Without `data`, `loss_fn()` takes no argument (full-batch objectives). With `data` (a tensor
+    whose rows are examples), each step calls `loss_fn(batch)` on the next batch of
+    `config.batch_size` rows: every epoch visits the rows in a new random order drawn from
+    `generator` (torch's global generator when None, which `vc.setup()` seeds), and ends with a
+    smaller batch unless `config.drop_last`. The loss must be a 0-d tensor (by the course's
+    convention, averaged over the batch); a NaN or infinite loss stops training with an error.
     """
-    config = config or TrainConfig()
+    if config is None:
+        config = TrainConfig()
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig or None, got {type(config).__name__}")
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
     params = list(params)
     if not params or not all(isinstance(p, torch.Tensor) and p.requires_grad for p in params):
         raise ValueError("params must be a non-empty list of tensors with requires_grad=True")
-    if data is not None and (not isinstance(data, torch.Tensor) or data.dim() < 1 or len(data) == 0):
-        raise ValueError("data must be a non-empty tensor whose rows are examples")
-    if data is not None and config.batch_size and config.batch_size > len(data):
-        raise ValueError(f"batch_size {config.batch_size} exceeds the {len(data)} rows of data")
+    check_generator(generator)
+    if data is None:
+        if config.batch_size is not None:
+            raise ValueError(f"batch_size={config.batch_size} applies only when data is given: without data, "
+                             "loss_fn() is the full-batch objective. Pass data=..., or leave batch_size=None")
+        if generator is not None:
+            raise ValueError("generator shuffles the rows of data and applies only when data is given")
+        batches = None
+    else:
+        if not isinstance(data, torch.Tensor):
+            raise TypeError(f"data must be a torch.Tensor whose rows are examples, got {type(data).__name__}")
+        if data.dim() < 1 or len(data) == 0:
+            raise ValueError(f"data must be a non-empty tensor whose rows are examples, got shape {tuple(data.shape)}")
+        size = config.batch_size or len(data)
+        if size > len(data):
+            raise ValueError(f"batch_size must be at most the {len(data)} rows of data, got {size}")
+        batches = _batches(data, size, config.drop_last, generator)
     optimizer = _optimizer(params, config)
-    batches = _batches(data, config) if data is not None else None
     losses = []
     for _ in range(config.steps):
         optimizer.zero_grad()
         loss = loss_fn(next(batches)) if batches is not None else loss_fn()
         if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
-            raise ValueError("loss_fn must return a 0-d tensor (the loss averaged over the batch)")
+            got = f"shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else type(loss).__name__
+            raise ValueError(f"loss_fn must return a 0-d tensor (the loss averaged over the batch), got {got}")
         if not torch.isfinite(loss):
             raise FloatingPointError(f"the loss became {loss.item()} at step {len(losses)}; lower lr?")
         loss.backward()

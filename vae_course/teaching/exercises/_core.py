@@ -4,6 +4,14 @@ Taught in: the preface ("Exercises and checks"). A checker is a function registe
 `@register(...)`; it calls the student's function through `call()`, and reports the first
 problem by raising `Failure` with a message that names the input, and the expected and
 obtained shape, dtype or value. It never shows the reference code. `check()` never raises.
+
+`run_check(exercise_id, answer)` is the same verdict without printing; the grader
+(`vae_course.classroom.grading`) calls it from its own code after a submission has run, and
+reads `CheckResult.to_dict()` back as a display of mime type `CHECK_MIME`, never the printed text.
+
+Registering is reload-safe: when a module that registers checkers is reloaded (`importlib.reload`,
+IPython's `%autoreload`), its checkers replace their earlier versions; a *different* module that
+registers an id already taken is an error.
 """
 from __future__ import annotations
 
@@ -14,12 +22,15 @@ from typing import Callable
 
 import torch
 
-__all__ = ["CheckResult", "Failure", "Exercise", "register", "check", "known_exercises",
-           "call", "expect_tensor", "expect_close", "expect_grad"]
+__all__ = ["CheckResult", "Failure", "Exercise", "register", "check", "run_check", "known_exercises",
+           "call", "expect_tensor", "expect_close", "expect_grad", "CHECK_MIME", "PASS_MARK", "FAIL_MARK",
+           "NOT_IMPLEMENTED"]
 
 PASS_MARK, FAIL_MARK = "✅", "❌"
 # What check() reports for a stub of the student edition (the grader and the tests rely on it).
 NOT_IMPLEMENTED = "not implemented yet: replace the `raise NotImplementedError` line with your code."
+# The mime type of a verdict in machine-readable form (a JSON object, see `CheckResult.to_dict`).
+CHECK_MIME = "application/vnd.vae-course.check+json"
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,14 @@ class CheckResult:
 
     def __repr__(self) -> str:
         return f"CheckResult(exercise_id={self.exercise_id!r}, passed={self.passed})"
+
+    def to_dict(self) -> dict:
+        """The verdict as JSON-ready data: {"exercise_id", "passed", "message"}."""
+        return {"exercise_id": self.exercise_id, "passed": self.passed, "message": self.message}
+
+    def mimebundle(self, **extra) -> dict:
+        """A display bundle: the message as text/plain and `to_dict()` (plus `extra`) as `CHECK_MIME`."""
+        return {"text/plain": self.message, CHECK_MIME: {**self.to_dict(), **extra}}
 
     def _ipython_display_(self) -> None:
         # check() has printed the message already; showing the object again would only add noise.
@@ -55,18 +74,30 @@ class Exercise:
     chapter: str  # the chapter notebook that holds it, e.g. "01_generative_modelling"
     checker: Callable[[Callable], str | None]  # raises Failure; may return a success detail
     reference: Callable  # the package's reference implementation (used by tests, never printed)
+    module: str = ""  # the module that registered it (a reload of that module may replace it)
 
 
-_REGISTRY: dict[str, Exercise] = {}
+# Kept across a reload of this module, so the checkers registered so far are not lost.
+try:
+    _REGISTRY  # type: ignore[used-before-def]  # noqa: B018
+except NameError:
+    _REGISTRY: dict[str, Exercise] = {}
 
 
 def register(exercise_id: str, *, chapter: str, reference: Callable):
-    """Decorator that registers `checker(answer)` under `exercise_id`."""
+    """Decorator that registers `checker(answer)` under `exercise_id`.
+
+    Registering an id again from the module that registered it (a reload) replaces the entry;
+    registering it from another module raises RuntimeError.
+    """
 
     def wrap(checker):
-        if exercise_id in _REGISTRY:
-            raise RuntimeError(f"exercise id {exercise_id!r} registered twice")
-        _REGISTRY[exercise_id] = Exercise(exercise_id, chapter, checker, reference)
+        module = getattr(checker, "__module__", "") or ""
+        old = _REGISTRY.get(exercise_id)
+        if old is not None and old.module != module:
+            raise RuntimeError(f"exercise id {exercise_id!r} registered twice: by {old.module!r} "
+                               f"and again by {module!r}")
+        _REGISTRY[exercise_id] = Exercise(exercise_id, chapter, checker, reference, module)
         return checker
 
     return wrap
@@ -77,32 +108,37 @@ def known_exercises() -> dict[str, Exercise]:
     return dict(_REGISTRY)
 
 
-def check(exercise_id: str, answer) -> CheckResult:
-    """Check a student's function against the reference; print and return the verdict. Never raises."""
+def run_check(exercise_id: str, answer) -> CheckResult:
+    """The verdict of `check()` without printing it. Never raises (except KeyboardInterrupt)."""
     if exercise_id not in _REGISTRY:
         known = ", ".join(sorted(_REGISTRY)) or "(none)"
-        return _report(exercise_id, False, f"unknown exercise id {exercise_id!r}. Known ids: {known}")
+        return _result(exercise_id, False, f"unknown exercise id {exercise_id!r}. Known ids: {known}")
     if not callable(answer):
-        return _report(exercise_id, False,
+        return _result(exercise_id, False,
                        f"expected your function (a callable), got {type(answer).__name__}. "
                        "Pass the function itself, without calling it.")
     try:
         detail = _REGISTRY[exercise_id].checker(answer)
     except NotImplementedError:
-        return _report(exercise_id, False, NOT_IMPLEMENTED)
+        return _result(exercise_id, False, NOT_IMPLEMENTED)
     except Failure as e:
-        return _report(exercise_id, False, str(e))
+        return _result(exercise_id, False, str(e))
     except StudentError as e:
-        return _report(exercise_id, False, str(e))
+        return _result(exercise_id, False, str(e))
     except Exception as e:  # a bug in a checker must not crash a student's notebook
-        return _report(exercise_id, False, f"the checker itself failed ({type(e).__name__}: {e}); please report this.")
-    return _report(exercise_id, True, "passed" + (f": {detail}" if detail else "."))
+        return _result(exercise_id, False, f"the checker itself failed ({type(e).__name__}: {e}); please report this.")
+    return _result(exercise_id, True, "passed" + (f": {detail}" if detail else "."))
 
 
-def _report(exercise_id: str, passed: bool, message: str) -> CheckResult:
-    text = f"{PASS_MARK if passed else FAIL_MARK} {exercise_id}: {message}"
-    print(text)
-    return CheckResult(exercise_id, passed, text)
+def check(exercise_id: str, answer) -> CheckResult:
+    """Check a student's function against the reference; print and return the verdict. Never raises."""
+    result = run_check(exercise_id, answer)
+    print(result.message)
+    return result
+
+
+def _result(exercise_id: str, passed: bool, message: str) -> CheckResult:
+    return CheckResult(exercise_id, passed, f"{PASS_MARK if passed else FAIL_MARK} {exercise_id}: {message}")
 
 
 # --- helpers for writing checkers -------------------------------------------------------------
