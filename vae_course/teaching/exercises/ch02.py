@@ -174,7 +174,7 @@ def _naive_mc_mistakes(x, z, W, b, sigma2) -> dict[str, torch.Tensor]:
 
 def _naive_mc_cases():
     # (where, seed, N, d, k, S, sigma2, dtype, W scale, spread of x, offset of x)
-    yield "x of shape (4, 3), z of shape (7, 4, 2), sigma2 = 0.5", 21, 4, 3, 2, 7, 0.5, F64, 1.0, 1.5, 0.0
+    yield "x of shape (6, 3), z of shape (7, 6, 2), sigma2 = 0.5", 21, 6, 3, 2, 7, 0.5, F64, 1.0, 1.5, 0.0
     yield "x of shape (5, 5), z of shape (50, 5, 1), sigma2 = 1.5", 22, 5, 5, 1, 50, 1.5, F64, 1.0, 1.5, 0.0
     # every p(x | z_s) underflows to 0 in float64: only a log-space average survives
     yield ("x far from the model (log p(x | z) around -5000), z of shape (6, 5, 2)",
