@@ -2,6 +2,21 @@
 
 Imports `core` and `models`. Part II (chapters 4-7) adds variational inference, the ELBO,
 amortized encoders and gradient estimators here.
-"""
 
-__all__: list[str] = []
+The model interface (``encode``, ``decode``, ``log_px_given_z``; prior N(0, I)) is defined once,
+in `vae_course.inference.interface`, and checked by `check_model`.
+"""
+# --- Part II: the model interface, the ELBO, variational inference, gradient estimators (chapters 4-7)
+from .elbo import ELBOTerms, elbo, elbo_terms, kl_gaussian_full, linear_gaussian_elbo
+from .gradients import GradientEstimate, pathwise_gradient, score_function_gradient
+from .interface import MODEL_INTERFACE, check_model
+from .vi import best_diagonal_gaussian, vi_loss
+
+# --- end of Part II
+
+__all__ = [
+    # Part II (chapters 4-7)
+    "MODEL_INTERFACE", "check_model", "ELBOTerms", "elbo", "elbo_terms", "linear_gaussian_elbo",
+    "kl_gaussian_full", "best_diagonal_gaussian", "vi_loss", "GradientEstimate", "score_function_gradient",
+    "pathwise_gradient",
+]
