@@ -39,13 +39,17 @@ from .inference import (
     MODEL_INTERFACE,
     ELBOTerms,
     GradientEstimate,
+    InferenceGaps,
     best_diagonal_gaussian,
     check_model,
     elbo,
     elbo_terms,
+    inference_gaps,
     kl_gaussian_full,
+    linear_encoder,
     linear_gaussian_elbo,
     pathwise_gradient,
+    score_function_estimate,
     score_function_gradient,
     vi_loss,
 )
@@ -96,7 +100,8 @@ __all__ = [
     # Part II (chapters 4-7): inference and per-point VI
     "MODEL_INTERFACE", "ELBOTerms", "GradientEstimate", "best_diagonal_gaussian", "check_model", "elbo",
     "elbo_terms", "fit_gaussian_q", "kl_gaussian_full", "linear_gaussian_elbo", "pathwise_gradient",
-    "score_function_gradient", "vi_loss",
+    "score_function_gradient", "vi_loss", "InferenceGaps", "inference_gaps", "linear_encoder",
+    "score_function_estimate",
     # teaching
     "apply_style", "exercises", "glue", "image_grid", "setup", "show_images", "slider_explorer",
 ]

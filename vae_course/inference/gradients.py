@@ -34,7 +34,7 @@ import torch
 from ..core.distributions import reparameterize
 from ..core.validation import check_generator, check_int, check_real, check_tensor
 
-__all__ = ["GradientEstimate", "score_function_gradient", "pathwise_gradient"]
+__all__ = ["GradientEstimate", "score_function_estimate", "score_function_gradient", "pathwise_gradient"]
 
 
 class GradientEstimate(NamedTuple):
@@ -69,6 +69,22 @@ def _values(f, z: torch.Tensor, expected: tuple) -> torch.Tensor:
     return out
 
 
+def score_function_estimate(f_values: torch.Tensor, z: torch.Tensor, mu: torch.Tensor,
+                            logvar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The score-function estimate from given draws: the mean over draws of f(z_s) grad log q(z_s).
+
+    `z` (S, *mu.shape) holds S draws from q = N(mu, diag(exp(logvar))), `f_values` (S, *mu.shape[:-1])
+    the values f(z_s) (minus a baseline, if any). Returns ``(grad_mu, grad_logvar)``, each of
+    mu's shape, with grad_mu log q(z) = (z - mu) / var and grad_logvar log q(z) = 1/2 ((z - mu)^2 / var - 1).
+    The reference of the chapter 7 exercise `reinforce_gradient`.
+    """
+    var = torch.exp(logvar)
+    score_mu = (z - mu) / var  # d/dmu log N(z; mu, var)
+    score_logvar = 0.5 * ((z - mu) ** 2 / var - 1.0)  # d/dlogvar log N(z; mu, exp(logvar))
+    weight = f_values.unsqueeze(-1)
+    return (weight * score_mu).mean(dim=0), (weight * score_logvar).mean(dim=0)
+
+
 def score_function_gradient(f: Callable, mu: torch.Tensor, logvar: torch.Tensor, n_samples: int = 1,
                             n_repeats: int = 1, baseline=None,
                             generator: torch.Generator | None = None) -> GradientEstimate:
@@ -97,11 +113,9 @@ def score_function_gradient(f: Callable, mu: torch.Tensor, logvar: torch.Tensor,
         fz = fz - (fz.sum(dim=1, keepdim=True) - fz) / (n_samples - 1)
     elif baseline is not None:
         fz = fz - baseline
-    var = torch.exp(logvar)
-    score_mu = (z - mu) / var  # d/dmu log N(z; mu, var)
-    score_logvar = 0.5 * ((z - mu) ** 2 / var - 1.0)  # d/dlogvar log N(z; mu, exp(logvar))
-    weight = fz.unsqueeze(-1)
-    return GradientEstimate((weight * score_mu).mean(dim=1), (weight * score_logvar).mean(dim=1))
+    # draws along dim 1 for each repetition: move them first, as score_function_estimate wants
+    grad_mu, grad_logvar = score_function_estimate(fz.transpose(0, 1), z.transpose(0, 1), mu, logvar)
+    return GradientEstimate(grad_mu, grad_logvar)
 
 
 def pathwise_gradient(f: Callable, mu: torch.Tensor, logvar: torch.Tensor, n_samples: int = 1,
