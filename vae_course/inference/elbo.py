@@ -25,7 +25,7 @@ from ..core.distributions import gaussian_log_prob, kl_normal_std_normal, repara
 from ..core.validation import check_data, check_generator, check_int, check_tensor
 from .interface import check_encoding, check_gaussian_params, check_model
 
-__all__ = ["ELBOTerms", "elbo", "elbo_terms", "linear_gaussian_elbo", "kl_gaussian_full"]
+__all__ = ["ELBOTerms", "elbo", "elbo_terms", "elbo_estimate", "linear_gaussian_elbo", "kl_gaussian_full"]
 
 
 class ELBOTerms(NamedTuple):
@@ -85,6 +85,22 @@ def elbo(model, x: torch.Tensor, n_samples: int = 1, generator: torch.Generator 
     `elbo_terms` for the two terms and how the noise is drawn.
     """
     return elbo_terms(model, x, n_samples=n_samples, generator=generator, q=q).elbo
+
+
+def elbo_estimate(x: torch.Tensor, decode, mu: torch.Tensor, logvar: torch.Tensor,
+                  eps: torch.Tensor) -> torch.Tensor:
+    """The single-sample ELBO from given pieces: log p(x | z) - KL(q || N(0, I)) with z = mu + exp(logvar / 2) eps.
+
+    `x` (N, d); `mu`, `logvar` and the standard-normal noise `eps`, each (N, k); `decode(z)` returns
+    ``(x_mean, x_logvar)`` of a diagonal Gaussian p(x | z), each (N, d). Returns (N,) in nats,
+    differentiable in mu and logvar (and in whatever `decode` depends on). The reference of the
+    chapter 5 exercise `elbo_estimate`; `elbo` does the same through the model interface.
+    """
+    mu, logvar = check_gaussian_params(mu, logvar)
+    eps = check_tensor("eps", eps, shape=tuple(mu.shape), what="(standard-normal noise, like mu)")
+    z = mu + torch.exp(0.5 * logvar) * eps  # the reparameterized sample
+    x_mean, x_logvar = decode(z)
+    return gaussian_log_prob(x, x_mean, x_logvar) - kl_normal_std_normal(mu, logvar)
 
 
 def linear_gaussian_elbo(model, x: torch.Tensor, q: tuple[torch.Tensor, torch.Tensor] | None = None,
