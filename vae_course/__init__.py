@@ -43,6 +43,7 @@ from .inference import (
     best_diagonal_gaussian,
     check_model,
     elbo,
+    elbo_estimate,
     elbo_terms,
     inference_gaps,
     kl_gaussian_full,
@@ -101,7 +102,7 @@ __all__ = [
     "MODEL_INTERFACE", "ELBOTerms", "GradientEstimate", "best_diagonal_gaussian", "check_model", "elbo",
     "elbo_terms", "fit_gaussian_q", "kl_gaussian_full", "linear_gaussian_elbo", "pathwise_gradient",
     "score_function_gradient", "vi_loss", "InferenceGaps", "inference_gaps", "linear_encoder",
-    "score_function_estimate",
+    "score_function_estimate", "elbo_estimate",
     # teaching
     "apply_style", "exercises", "glue", "image_grid", "setup", "show_images", "slider_explorer",
 ]

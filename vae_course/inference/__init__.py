@@ -7,7 +7,7 @@ The model interface (``encode``, ``decode``, ``log_px_given_z``; prior N(0, I)) 
 in `vae_course.inference.interface`, and checked by `check_model`.
 """
 # --- Part II: the model interface, the ELBO, variational inference, gradient estimators (chapters 4-7)
-from .elbo import ELBOTerms, elbo, elbo_terms, kl_gaussian_full, linear_gaussian_elbo
+from .elbo import ELBOTerms, elbo, elbo_estimate, elbo_terms, kl_gaussian_full, linear_gaussian_elbo
 from .gradients import GradientEstimate, pathwise_gradient, score_function_estimate, score_function_gradient
 from .interface import MODEL_INTERFACE, check_model
 from .vi import InferenceGaps, best_diagonal_gaussian, inference_gaps, linear_encoder, vi_loss
@@ -16,7 +16,7 @@ from .vi import InferenceGaps, best_diagonal_gaussian, inference_gaps, linear_en
 
 __all__ = [
     # Part II (chapters 4-7)
-    "MODEL_INTERFACE", "check_model", "ELBOTerms", "elbo", "elbo_terms", "linear_gaussian_elbo",
+    "MODEL_INTERFACE", "check_model", "ELBOTerms", "elbo", "elbo_terms", "elbo_estimate", "linear_gaussian_elbo",
     "kl_gaussian_full", "best_diagonal_gaussian", "vi_loss", "GradientEstimate", "score_function_gradient",
     "pathwise_gradient", "score_function_estimate", "InferenceGaps", "inference_gaps", "linear_encoder",
 ]

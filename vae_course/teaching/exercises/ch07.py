@@ -10,7 +10,8 @@ Taught in: chapter 7. Exercises:
   ``(grad_mu, grad_logvar)``, each (N, k), the mean over the S draws of f(z_s) times the score
   d/d(mu, logvar) log q(z_s); `z` is (S, N, k) and `f_values` (S, N).
 
-The expected sample is rebuilt from the same seed; the expected score comes from autograd through
+The checker leaves the global random state as it found it. The expected sample is rebuilt from
+the same seed; the expected score comes from autograd through
 `torch.distributions.Normal.log_prob`, not from the package's references.
 """
 from __future__ import annotations
@@ -114,7 +115,11 @@ def check_reparameterize(answer):
     where = "for mu, logvar of shape (6, 3) requiring gradients and no generator"
     mu, lv, _ = next(iter(_rep_cases()))[1:]
     mu, lv = mu.clone().requires_grad_(), lv.clone().requires_grad_()
-    out = call(answer, mu, lv, where=where)
+    state = torch.random.get_rng_state()  # without a generator the draw uses (and advances) the global one
+    try:
+        out = call(answer, mu, lv, where=where)
+    finally:
+        torch.random.set_rng_state(state)
     expect_tensor(out, shape=tuple(mu.shape), dtype=mu.dtype, where=where)
     if not out.requires_grad:
         raise hinted(hints, "detached", f"no gradient reaches mu or logvar {where}.")
