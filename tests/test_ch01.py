@@ -253,7 +253,8 @@ def test_far_point_and_mixture_numbers(glued):
     assert glued["far_stable"] == pytest.approx(true.log_prob(torch.tensor([40.0])).item(), rel=1e-5)
     assert math.isfinite(glued["far_stable"]) and glued["far_stable"] < -100
     mix = vc.fit_gaussian_mixture(x, 2, steps=60, generator=vc.make_generator(0))
-    mu, lv = vc.fit_gaussian(x)
+    single = vc.fit_gaussian(x)
+    mu, lv = single.mu, single.logvar
     single = vc.gaussian_log_prob(xt[:, None], mu, lv).mean().item()
     assert glued["em_steps"] == 60
     assert glued["em_first"] == pytest.approx(mix.history[0], abs=1e-6)

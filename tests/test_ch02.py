@@ -152,8 +152,8 @@ def test_toy_estimates(glued):
 def _experiment(k):
     """The chapter's experiment for one latent dimension, recomputed from the seeds, with torch.distributions."""
     gen = vc.make_generator(100 + k)
-    m = vc.random_lvm(k, 32, sigma2=0.25, generator=gen)
-    x, _ = m.sample(20, generator=gen)
+    m = vc.random_linear_gaussian(k, 32, sigma2=0.25, generator=gen)
+    x = m.sample(20, generator=gen)
     C = m.W @ m.W.T + 0.25 * torch.eye(32, dtype=F64)
     exact = MultivariateNormal(m.b, C).log_prob(x)
     est = []

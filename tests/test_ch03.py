@@ -352,7 +352,7 @@ def test_factor_analysis_beats_ppca_on_heteroscedastic_noise(glued):
     assert glued["toy_ll_ppca"] == pytest.approx(ll_ppca, rel=1e-8)
     fa = vc.fit_factor_analysis(train, 2, steps=200)
     assert glued["toy_angle_fa"] == pytest.approx(_angle_deg(fa.W, W_true), rel=1e-6)
-    assert glued["toy_ll_fa"] == pytest.approx(mvn_mean_ll(test, fa.mu, fa.W @ fa.W.T + torch.diag(fa.psi)), rel=1e-8)
+    assert glued["toy_ll_fa"] == pytest.approx(mvn_mean_ll(test, fa.b, fa.W @ fa.W.T + torch.diag(fa.psi)), rel=1e-8)
     assert glued["toy_psi0_fa"] == pytest.approx(fa.psi[0].item(), rel=1e-8)
     assert glued["toy_psi_true0"] == 6.0
     assert glued["toy_angle_fa"] < 5 < 30 < glued["toy_angle_ppca"]
