@@ -8,6 +8,7 @@ precision formula the package uses.
 """
 from __future__ import annotations
 
+import pytest
 import torch
 from torch.distributions import MultivariateNormal, Normal
 
@@ -62,3 +63,15 @@ def random_model(seed: int = 0, d: int = 6, k: int = 3, dtype=torch.float64, ort
 def data(model: TorchLinearGaussian, n: int = 5, seed: int = 1) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return model.b + 1.5 * torch.randn(n, model.W.shape[0], generator=g, dtype=model.W.dtype)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Run each test on one torch thread (as the chapters do, via vc.setup()), then restore the count.
+
+    Tiny tensors on several threads spend most of their time synchronising, worst on a busy machine.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from part2_models import data, random_model
+from part2_models import data, one_thread, random_model  # noqa: F401  (one_thread: autouse)
 from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
 import vae_course as vc
@@ -206,3 +206,66 @@ def test_linear_gaussian_elbo_rejects_a_model_without_w_b_psi_and_bad_x():
         vc.linear_gaussian_elbo(model, torch.zeros(2, 5, dtype=F64))
     with pytest.raises(ValueError, match=r"mu must have 3 columns \(the model's latent_dim\), got shape \(2, 2\)"):
         vc.linear_gaussian_elbo(model, torch.zeros(2, 6, dtype=F64), q=(torch.zeros(2, 2), torch.zeros(2, 2)))
+
+
+# --- the package's linear-Gaussian model (what chapters 4-6 measure against) --------------------
+
+@pytest.fixture(scope="module")
+def digits_ppca():
+    x, _ = vc.load_mnist("train")
+    x = x[:500].reshape(500, -1).double()
+    return vc.fit_ppca(x, 8), x[:6]
+
+
+def _posterior_by_conditioning(model, x):
+    """p(z | x) from the joint Gaussian of (z, x), with the d x d covariance: independent of the model's code."""
+    C = model.W @ model.W.T + torch.diag(model.psi)
+    gain = torch.linalg.solve(C, model.W).T
+    cov = torch.eye(model.latent_dim, dtype=F64) - gain @ model.W
+    return (x - model.b) @ gain.T, 0.5 * (cov + cov.T)
+
+
+def test_identity_to_round_off_on_ppca_fitted_to_the_bundled_digits(digits_ppca):
+    model, x = digits_ppca
+    mu, logvar = _random_q(6, 8, seed=30)
+    mean, cov = _posterior_by_conditioning(model, x)
+    kl = kl_divergence(MultivariateNormal(mu, torch.diag_embed(logvar.exp())), MultivariateNormal(mean, cov))
+    exact = MultivariateNormal(model.b, model.W @ model.W.T + torch.diag(model.psi)).log_prob(x)
+    gap = exact - vc.linear_gaussian_elbo(model, x, q=(mu, logvar))
+    assert (gap - kl).abs().max() < 1e-6
+    assert (gap > 1.0).all()
+    # the same through the package's own pieces
+    assert (model.log_prob(x) - vc.linear_gaussian_elbo(model, x, q=(mu, logvar))
+            - vc.kl_gaussian_full(mu, torch.diag_embed(logvar.exp()), *model.posterior(x))).abs().max() < 1e-6
+
+
+def test_the_gap_vanishes_at_the_ppca_posterior(digits_ppca):
+    # fit_ppca's W has orthogonal columns, so the exact posterior is diagonal and encode() is exact
+    model, x = digits_ppca
+    _, cov = _posterior_by_conditioning(model, x)
+    assert (cov - torch.diag(torch.diagonal(cov))).abs().max() < 1e-10
+    exact = MultivariateNormal(model.b, model.W @ model.W.T + torch.diag(model.psi)).log_prob(x)
+    assert (exact - vc.linear_gaussian_elbo(model, x)).abs().max() < 1e-6
+
+
+def test_encode_of_a_correlated_linear_gaussian_is_its_best_diagonal_q():
+    model = vc.random_linear_gaussian(3, 7, sigma2=0.2, generator=torch.Generator().manual_seed(3))
+    x = model.sample(5, generator=torch.Generator().manual_seed(4))
+    mean, cov = _posterior_by_conditioning(model, x)
+    mu, logvar = model.encode(x)
+    torch.testing.assert_close(mu, mean)
+    torch.testing.assert_close(logvar.exp()[0], 1.0 / torch.diagonal(torch.linalg.inv(cov)))
+    best = vc.linear_gaussian_elbo(model, x)
+    for shift in (0.05, -0.05):
+        assert (vc.linear_gaussian_elbo(model, x, q=(mu, logvar + shift)) < best).all()
+    # and the Monte Carlo ELBO through the interface agrees with the closed form
+    many = vc.elbo(model, x, n_samples=50_000, generator=torch.Generator().manual_seed(5))
+    assert (many - best).abs().max() < 0.05
+
+
+def test_fit_gaussian_q_on_the_package_model_reaches_encode():
+    model = vc.random_linear_gaussian(2, 6, sigma2=0.3, generator=torch.Generator().manual_seed(6))
+    x = model.sample(4, generator=torch.Generator().manual_seed(7))
+    mu, logvar = vc.fit_gaussian_q(model, x, steps=600, lr=0.05, n_samples=16, generator=torch.Generator().manual_seed(8))
+    best_mu, best_logvar = model.encode(x)
+    assert (mu - best_mu).abs().max() < 0.02 and (logvar - best_logvar).abs().max() < 0.06

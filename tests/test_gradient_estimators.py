@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from part2_models import one_thread  # noqa: F401  (autouse: one torch thread)
 
 import vae_course as vc
 

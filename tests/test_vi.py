@@ -5,7 +5,7 @@ and every perturbation is worse); the fit against the test model's own posterior
 """
 import pytest
 import torch
-from part2_models import data, random_model
+from part2_models import data, one_thread, random_model  # noqa: F401  (one_thread: autouse)
 from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
 import vae_course as vc
