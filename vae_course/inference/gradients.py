@@ -18,11 +18,11 @@ Taught in: chapter 7 (the reparameterization trick). For q = N(mu, diag(exp(logv
 
 Both return `n_repeats` independent estimates (each from `n_samples` draws), so that a chapter
 can measure their means and variances. Both draw all their noise as one standard-normal tensor
-of shape (n_repeats, n_samples, *mu.shape) with `generator`, so the same seed gives both
+of shape ``(n_repeats, n_samples, *mu.shape)`` with `generator`, so the same seed gives both
 estimators the same draws.
 
-`f` takes z of shape (n_repeats, n_samples, *mu.shape) and returns one value per draw, shape
-(n_repeats, n_samples, *mu.shape[:-1]); each value must depend on its own draw only (as a
+`f` takes z of shape ``(n_repeats, n_samples, *mu.shape)`` and returns one value per draw, shape
+``(n_repeats, n_samples, *mu.shape[:-1])``; each value must depend on its own draw only (as a
 per-example log-density does).
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ __all__ = ["GradientEstimate", "score_function_estimate", "score_function_gradie
 
 
 class GradientEstimate(NamedTuple):
-    """`n_repeats` estimates of the gradient of E_q[f(z)]: ``mu`` and ``logvar``, each (n_repeats, *mu.shape)."""
+    """`n_repeats` estimates of the gradient of E_q[f(z)]: ``mu`` and ``logvar``, each ``(n_repeats, *mu.shape)``."""
 
     mu: torch.Tensor
     logvar: torch.Tensor
@@ -73,7 +73,7 @@ def score_function_estimate(f_values: torch.Tensor, z: torch.Tensor, mu: torch.T
                             logvar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The score-function estimate from given draws: the mean over draws of f(z_s) grad log q(z_s).
 
-    `z` (S, *mu.shape) holds S draws from q = N(mu, diag(exp(logvar))), `f_values` (S, *mu.shape[:-1])
+    `z` ``(S, *mu.shape)`` holds S draws from q = N(mu, diag(exp(logvar))), `f_values` ``(S, *mu.shape[:-1])``
     the values f(z_s) (minus a baseline, if any). Returns ``(grad_mu, grad_logvar)``, each of
     mu's shape, with grad_mu log q(z) = (z - mu) / var and grad_logvar log q(z) = 1/2 ((z - mu)^2 / var - 1).
     The reference of the chapter 7 exercise `reinforce_gradient`.
@@ -94,7 +94,7 @@ def score_function_gradient(f: Callable, mu: torch.Tensor, logvar: torch.Tensor,
     `baseline`: None (no baseline), a number subtracted from every f(z_s), or ``"leave_one_out"``:
     each draw's baseline is the mean of f over the other n_samples - 1 draws of the same
     estimate (independent of that draw, so the estimate stays unbiased; needs n_samples >= 2).
-    Returns `GradientEstimate` with fields of shape (n_repeats, *mu.shape), in mu's dtype.
+    Returns `GradientEstimate` with fields of shape ``(n_repeats, *mu.shape)``, in mu's dtype.
     """
     mu, logvar, n_samples, n_repeats = _check_args(f, mu, logvar, n_samples, n_repeats, generator)
     if isinstance(baseline, str):
@@ -124,7 +124,7 @@ def pathwise_gradient(f: Callable, mu: torch.Tensor, logvar: torch.Tensor, n_sam
 
     z_s = mu + exp(logvar / 2) * eps_s, and autograd differentiates the mean of f(z_s) over the
     n_samples draws with respect to one copy of (mu, logvar) per repetition. f must be
-    differentiable in z. Returns `GradientEstimate` with fields of shape (n_repeats, *mu.shape);
+    differentiable in z. Returns `GradientEstimate` with fields of shape ``(n_repeats, *mu.shape)``;
     the returned tensors carry no graph.
     """
     mu, logvar, n_samples, n_repeats = _check_args(f, mu, logvar, n_samples, n_repeats, generator)
