@@ -269,3 +269,17 @@ def test_fit_gaussian_q_on_the_package_model_reaches_encode():
     mu, logvar = vc.fit_gaussian_q(model, x, steps=600, lr=0.05, n_samples=16, generator=torch.Generator().manual_seed(8))
     best_mu, best_logvar = model.encode(x)
     assert (mu - best_mu).abs().max() < 0.02 and (logvar - best_logvar).abs().max() < 0.06
+
+
+def test_bad_data_reaches_a_clear_error_through_the_package_model():
+    model = vc.random_linear_gaussian(2, 5, generator=torch.Generator().manual_seed(0))
+    x = model.sample(3, generator=torch.Generator().manual_seed(1))
+    vc.check_model(model)
+    with pytest.raises(TypeError, match=r"x must be a floating-point tensor .*got dtype torch.int64"):
+        vc.elbo(model, x.long())
+    with pytest.raises(ValueError, match=r"x must be finite, but it contains NaN"):
+        vc.elbo(model, torch.full_like(x, float("nan")))
+    with pytest.raises(ValueError, match=r"x must be finite, but it contains inf"):
+        vc.fit_gaussian_q(model, torch.full_like(x, float("inf")), steps=1)
+    with pytest.raises(ValueError, match=r"x must have 5 columns \(the model's data dimension\), got shape \(3, 4\)"):
+        vc.linear_gaussian_elbo(model, x[:, :4])
