@@ -1,21 +1,25 @@
 """Chapter 1: its exercise checks reject the common mistakes, and its glued numbers are right.
 
-The notebook is executed once (nbclient, in a temporary working directory); every number the
-prose shows is read back from its glue outputs and compared with an independent computation
-with the package (same seeds) and with relations that must hold whatever the seed.
+The checks: every hint a checker can emit is triggered by a hand-made wrong answer and named by
+a phrase of its own; correct answers written other ways pass. The notebook is executed once
+(nbclient, in a temporary working directory); the numbers its prose shows are read back from its
+glue outputs and compared with independent computations (closed forms, torch.distributions, an
+EM written here as a plain loop), with one wiring check that re-runs the chapter's own call.
 """
 import math
 
 import pytest
 import torch
-from exercise_contract import assert_accepts, assert_rejects
+from exercise_contract import assert_accepts, assert_hint, assert_rejects, stub
 from notebook_utils import ROOT
 from torch.distributions import Categorical, MixtureSameFamily, Normal
 
 import vae_course as vc
+from vae_course.teaching.exercises.ch01 import HINTS
 
 CHAPTER = ROOT / "book" / "01_generative_modelling.ipynb"
 LOG_2PI = math.log(2 * math.pi)
+F64 = torch.float64
 
 
 def check(exercise_id, fn):
@@ -24,95 +28,192 @@ def check(exercise_id, fn):
 
 # --- exercise: gaussian_log_prob ----------------------------------------------------------------
 
-def gaussian_alternative(x, mu, logvar):
+def gaussian_by_normal(x, mu, logvar):
     return Normal(mu, torch.exp(0.5 * logvar)).log_prob(x).sum(-1)
 
 
-GAUSSIAN_MISTAKES = {
-    "missing 1/2": (lambda x, mu, lv: -(LOG_2PI + lv + (x - mu) ** 2 / lv.exp()).sum(-1), "1/2"),
-    "logvar as std": (lambda x, mu, lv: Normal(mu, lv.exp()).log_prob(x).sum(-1), "logvar is the log of the variance"),
-    "logvar as std itself": (lambda x, mu, lv: (-0.5 * LOG_2PI - torch.log(lv) - 0.5 * (x - mu) ** 2 / lv ** 2).sum(-1),
-                             "not a standard deviation"),
-    "logvar as variance": (lambda x, mu, lv: (-0.5 * (LOG_2PI + torch.log(lv) + (x - mu) ** 2 / lv)).sum(-1),
-                           "not the variance itself"),
-    "missing 2 pi": (lambda x, mu, lv: (-0.5 * (lv + (x - mu) ** 2 / lv.exp())).sum(-1), "log(2π) term is missing"),
-    "log pi": (lambda x, mu, lv: (-0.5 * (math.log(math.pi) + lv + (x - mu) ** 2 / lv.exp())).sum(-1), "log(2π)"),
-    "sign flip": (lambda x, mu, lv: -gaussian_alternative(x, mu, lv), "sign is flipped"),
-    "mean over dims": (lambda x, mu, lv: Normal(mu, torch.exp(0.5 * lv)).log_prob(x).mean(-1), "sum over the last dimension"),
-    "mean over batch": (lambda x, mu, lv: gaussian_alternative(x, mu, lv).mean(), "one log-density per example"),
-    "multiply by variance": (lambda x, mu, lv: (-0.5 * (LOG_2PI + lv + (x - mu) ** 2 * lv.exp())).sum(-1), "divided by the variance"),
-    "logvar sign": (lambda x, mu, lv: (-0.5 * (LOG_2PI - lv + (x - mu) ** 2 / lv.exp())).sum(-1), "wrong sign"),
-    "detached": (lambda x, mu, lv: gaussian_alternative(x, mu, lv).detach(), "gradient"),
-    "float32 output": (lambda x, mu, lv: gaussian_alternative(x, mu, lv).float(), "dtype"),
+def gaussian_as_in_the_chapter(x, mu, logvar):
+    per_coordinate = -0.5 * (math.log(2 * math.pi) + logvar + (x - mu) ** 2 * torch.exp(-logvar))
+    return per_coordinate.sum(dim=-1)
+
+
+def gaussian_in_float64(x, mu, logvar):
+    """Computes in float64 and returns the input's dtype."""
+    out = -0.5 * (LOG_2PI + logvar.double() + (x.double() - mu.double()) ** 2 / logvar.double().exp())
+    return out.sum(-1).to(x.dtype)
+
+
+def gaussian_by_loop(x, mu, logvar):
+    """Plain Python over rows and coordinates (with torch ops, so gradients still flow)."""
+    mu, logvar = mu.expand_as(x), logvar.expand_as(x)
+    rows = []
+    for i in range(x.shape[0]):
+        total = 0.0
+        for j in range(x.shape[1]):
+            total = total - 0.5 * (LOG_2PI + logvar[i, j] + (x[i, j] - mu[i, j]) ** 2 / torch.exp(logvar[i, j]))
+        rows.append(total)
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("fn", [vc.gaussian_log_prob, gaussian_by_normal, gaussian_as_in_the_chapter,
+                                gaussian_in_float64, gaussian_by_loop], ids=lambda f: f.__name__)
+def test_gaussian_check_passes_correct_answers(fn):
+    assert_accepts("gaussian_log_prob", fn)
+
+
+def _g(per_coordinate, reduce=lambda t: t.sum(-1)):
+    """A wrong answer built from its per-coordinate formula f(x, mu, logvar)."""
+    return lambda x, mu, lv: reduce(per_coordinate(x, mu, lv).expand(torch.broadcast_shapes(x.shape, mu.shape)))
+
+
+GAUSSIAN_HINTED = {
+    "single_number": (lambda x, mu, lv: gaussian_by_normal(x, mu, lv).mean(), "do not average (or sum) over the"),
+    "product_of_densities": (lambda x, mu, lv: torch.log(Normal(mu, torch.exp(0.5 * lv)).log_prob(x).exp().prod(-1)),
+                             "instead of multiplying densities"),
+    "missing_half": (_g(lambda x, mu, lv: -(LOG_2PI + lv + (x - mu) ** 2 / lv.exp())), "in front of the whole bracket"),
+    "half_on_part": (_g(lambda x, mu, lv: -0.5 * (LOG_2PI + lv) - (x - mu) ** 2 / lv.exp()),
+                     "multiplies only the constant and logvar"),
+    "logvar_as_log_std": (lambda x, mu, lv: Normal(mu, lv.exp()).log_prob(x).sum(-1), "as a log standard deviation"),
+    "logvar_as_std": (lambda x, mu, lv: Normal(mu, lv).log_prob(x).sum(-1), "as the standard deviation itself"),
+    "logvar_as_var": (lambda x, mu, lv: Normal(mu, lv.sqrt()).log_prob(x).sum(-1), "as the variance itself"),
+    "missing_log_2pi": (_g(lambda x, mu, lv: -0.5 * (lv + (x - mu) ** 2 / lv.exp())), "the log(2π) term is missing"),
+    "log_2pi_once": (lambda x, mu, lv: _g(lambda x, mu, lv: -0.5 * (lv + (x - mu) ** 2 / lv.exp()))(x, mu, lv)
+                     - 0.5 * LOG_2PI, "once per example"),
+    "log_pi": (_g(lambda x, mu, lv: -0.5 * (math.log(math.pi) + lv + (x - mu) ** 2 / lv.exp())), "the constant is log(π)"),
+    "times_variance": (_g(lambda x, mu, lv: -0.5 * (LOG_2PI + lv + (x - mu) ** 2 * lv.exp())),
+                       "multiplied by the variance; divide"),
+    "sign_flip": (lambda x, mu, lv: -gaussian_by_normal(x, mu, lv), "negative log-density (a loss)"),
+    "mean_over_coordinates": (lambda x, mu, lv: Normal(mu, torch.exp(0.5 * lv)).log_prob(x).mean(-1),
+                              "the coordinates were averaged"),
+    "missing_logvar": (_g(lambda x, mu, lv: -0.5 * (LOG_2PI + (x - mu) ** 2 / lv.exp())), "log of the normalizing variance"),
+    "logvar_sign": (_g(lambda x, mu, lv: -0.5 * (LOG_2PI - lv + (x - mu) ** 2 / lv.exp())), "enters with +1/2"),
+    "first_coordinate": (lambda x, mu, lv: Normal(mu, torch.exp(0.5 * lv)).log_prob(x).expand(
+        torch.broadcast_shapes(x.shape, mu.shape))[:, 0], "only the first coordinate"),
 }
 
 
-def test_gaussian_check_passes_correct_answers():
-    assert_accepts("gaussian_log_prob", vc.gaussian_log_prob)
-    assert_accepts("gaussian_log_prob", gaussian_alternative)
+@pytest.mark.parametrize("key", GAUSSIAN_HINTED)
+def test_gaussian_check_gives_the_hint_of_each_mistake(key):
+    fn, phrase = GAUSSIAN_HINTED[key]
+    assert_hint("gaussian_log_prob", HINTS["gaussian_log_prob"], key, fn, phrase)
 
 
-@pytest.mark.parametrize("mistake", GAUSSIAN_MISTAKES, ids=str)
-def test_gaussian_check_names_each_common_mistake(mistake):
-    fn, words = GAUSSIAN_MISTAKES[mistake]
-    assert_rejects("gaussian_log_prob", fn, words, hidden=("### BEGIN", "exp(-logvar)"))
+def test_every_gaussian_hint_has_a_mistake_that_triggers_it():
+    assert set(GAUSSIAN_HINTED) == set(HINTS["gaussian_log_prob"])
 
 
-def test_gaussian_check_survives_a_crashing_answer():
-    result = check("gaussian_log_prob", lambda x, mu, lv: x @ mu)
-    assert not result.passed and "raised RuntimeError" in result.message
+GAUSSIAN_OTHER = {  # failures the shared machinery reports (no hint of this exercise)
+    "detached": (lambda x, mu, lv: gaussian_by_normal(x, mu, lv).detach(), "carries no gradient"),
+    "float32 output": (lambda x, mu, lv: gaussian_by_normal(x, mu, lv).float(), "should have dtype torch.float64"),
+    "per-coordinate values": (lambda x, mu, lv: Normal(mu, torch.exp(0.5 * lv)).log_prob(x),
+                              "should have shape (5,), got (5, 3)"),
+    "unrecognised constant": (lambda x, mu, lv: gaussian_by_normal(x, mu, lv) + 1.0, "wrong value of the result"),
+    "stub": (stub, "not implemented yet"),
+    "crash": (lambda x, mu, lv: x @ mu, "raised RuntimeError"),
+    # right on small inputs, wrong at the chapter's size (784 pixels): the large case is checked
+    "wrong only at 784 pixels": (lambda x, mu, lv: gaussian_by_normal(x, mu, lv) * (1.01 if x.shape[-1] > 100 else 1),
+                                 "for x of 8 images of 784 pixels"),
+}
+
+
+@pytest.mark.parametrize("name", GAUSSIAN_OTHER)
+def test_gaussian_check_rejects_other_wrong_answers(name):
+    fn, words = GAUSSIAN_OTHER[name]
+    message = assert_rejects("gaussian_log_prob", fn, words)
+    assert "Hint" not in message
 
 
 # --- exercise: mixture_log_prob -----------------------------------------------------------------
 
-def mixture_alternative(x, weights, mu, logvar):
+def mixture_by_torch(x, weights, mu, logvar):
     return MixtureSameFamily(Categorical(probs=weights), Normal(mu, torch.exp(0.5 * logvar))).log_prob(x)
+
+
+def mixture_as_in_the_chapter(x, weights, mu, logvar):
+    diff = x[:, None] - mu[None, :]
+    log_components = -0.5 * (math.log(2 * math.pi) + logvar + diff ** 2 * torch.exp(-logvar))
+    return torch.logsumexp(torch.log(weights) + log_components, dim=1)
+
+
+def mixture_by_loop(x, weights, mu, logvar):
+    """Shift by the largest term by hand, one point at a time."""
+    out = []
+    for xi in x:
+        terms = torch.log(weights) - 0.5 * (LOG_2PI + logvar + (xi - mu) ** 2 / logvar.exp())
+        top = terms.max()
+        out.append(top + torch.log(torch.exp(terms - top).sum()))
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("fn", [vc.gaussian_mixture_log_prob, mixture_by_torch, mixture_as_in_the_chapter,
+                                mixture_by_loop], ids=lambda f: f.__name__)
+def test_mixture_check_passes_correct_answers(fn):
+    assert_accepts("mixture_log_prob", fn)
 
 
 def _components(x, mu, logvar):
     return Normal(mu, torch.exp(0.5 * logvar)).log_prob(x[:, None])
 
 
-MIXTURE_MISTAKES = {
-    "naive log-sum-exp": (lambda x, w, mu, lv: torch.log((w * _components(x, mu, lv).exp()).sum(1)), "logsumexp"),
-    "weights ignored": (lambda x, w, mu, lv: torch.logsumexp(_components(x, mu, lv), 1), "weights are ignored"),
-    "uniform weights": (lambda x, w, mu, lv: torch.logsumexp(_components(x, mu, lv), 1) - math.log(len(w)), "given weights"),
-    "weights not logged": (lambda x, w, mu, lv: torch.logsumexp(_components(x, mu, lv) + w, 1), "log(weight)"),
-    "mean of log-densities": (lambda x, w, mu, lv: (_components(x, mu, lv) * w).sum(1), "weighted sum of densities"),
-    "max instead of sum": (lambda x, w, mu, lv: (_components(x, mu, lv) + w.log()).max(1).values, "logsumexp"),
-    "sign flip": (lambda x, w, mu, lv: -mixture_alternative(x, w, mu, lv), "sign is flipped"),
-    "mean over batch": (lambda x, w, mu, lv: mixture_alternative(x, w, mu, lv).mean(), "one log-density per example"),
-    "logvar as std": (lambda x, w, mu, lv: MixtureSameFamily(Categorical(probs=w), Normal(mu, lv.exp())).log_prob(x),
-                      "log of the variance"),
-    "missing 1/2": (lambda x, w, mu, lv: torch.logsumexp(w.log() + 2 * _components(x, mu, lv), 1), "1/2"),
-    "missing 2 pi": (lambda x, w, mu, lv: torch.logsumexp(w.log() + _components(x, mu, lv) + 0.5 * LOG_2PI, 1),
-                     "log(2π) term is missing"),
-    "multiply by variance": (lambda x, w, mu, lv: torch.logsumexp(
-        w.log() - 0.5 * (LOG_2PI + lv + (x[:, None] - mu) ** 2 * lv.exp()), 1), "divided by the variance"),
-    "float32 output": (lambda x, w, mu, lv: mixture_alternative(x, w, mu, lv).float(), "dtype"),
-    "detached": (lambda x, w, mu, lv: mixture_alternative(x, w, mu, lv).detach(), "gradient"),
+def _m(component, combine=lambda comp, w: torch.logsumexp(comp + w.log(), 1)):
+    return lambda x, w, mu, lv: combine(component(x[:, None] - mu, lv), w)
+
+
+MIXTURE_HINTED = {
+    "single_number": (lambda x, w, mu, lv: mixture_by_torch(x, w, mu, lv).mean(), "do not average (or sum) over"),
+    "underflow": (lambda x, w, mu, lv: torch.log((w * _components(x, mu, lv).exp()).sum(1)), "underflows to 0"),
+    "missing_half": (_m(lambda r, lv: -(LOG_2PI + lv + r ** 2 / lv.exp())), "lacks its factor 1/2"),
+    "missing_log_2pi": (_m(lambda r, lv: -0.5 * (lv + r ** 2 / lv.exp())), "lacks log(2π)"),
+    "times_variance": (_m(lambda r, lv: -0.5 * (LOG_2PI + lv + r ** 2 * lv.exp())),
+                       "multiplied by the variance; divide it"),
+    "weights_ignored": (lambda x, w, mu, lv: torch.logsumexp(_components(x, mu, lv), 1), "weights are ignored"),
+    "uniform_weights": (lambda x, w, mu, lv: torch.logsumexp(_components(x, mu, lv), 1) - math.log(len(w)),
+                        "equal weights 1/K"),
+    "weights_not_logged": (lambda x, w, mu, lv: torch.logsumexp(_components(x, mu, lv) + w, 1), "as they are"),
+    "weighted_log_densities": (lambda x, w, mu, lv: (_components(x, mu, lv) * w).sum(1),
+                               "not a weighted sum of log-densities"),
+    "max_component": (lambda x, w, mu, lv: (_components(x, mu, lv) + w.log()).max(1).values, "(a max)"),
+    "sign_flip": (lambda x, w, mu, lv: -mixture_by_torch(x, w, mu, lv), "negative log-likelihood"),
+    "logvar_as_log_std": (lambda x, w, mu, lv: MixtureSameFamily(Categorical(probs=w), Normal(mu, lv.exp())).log_prob(x),
+                          "as a log standard deviation"),
 }
 
 
-def test_mixture_check_passes_correct_answers():
-    assert_accepts("mixture_log_prob", vc.gaussian_mixture_log_prob)
-    assert_accepts("mixture_log_prob", mixture_alternative)
+@pytest.mark.parametrize("key", MIXTURE_HINTED)
+def test_mixture_check_gives_the_hint_of_each_mistake(key):
+    fn, phrase = MIXTURE_HINTED[key]
+    assert_hint("mixture_log_prob", HINTS["mixture_log_prob"], key, fn, phrase)
 
 
-@pytest.mark.parametrize("mistake", MIXTURE_MISTAKES, ids=str)
-def test_mixture_check_names_each_common_mistake(mistake):
-    fn, words = MIXTURE_MISTAKES[mistake]
-    assert_rejects("mixture_log_prob", fn, words)
+def test_every_mixture_hint_has_a_mistake_that_triggers_it():
+    assert set(MIXTURE_HINTED) == set(HINTS["mixture_log_prob"])
 
 
-def test_naive_mixture_passes_near_the_modes_but_fails_far_away():
+MIXTURE_OTHER = {
+    "detached": (lambda x, w, mu, lv: mixture_by_torch(x, w, mu, lv).detach(), "carries no gradient"),
+    "float32 output": (lambda x, w, mu, lv: mixture_by_torch(x, w, mu, lv).float(), "should have dtype torch.float64"),
+    "per-component values": (lambda x, w, mu, lv: _components(x, mu, lv) + w.log(), "should have shape (10,)"),
+    "stub": (stub, "not implemented yet"),
+    "wrong only on the chapter's 400 points": (
+        lambda x, w, mu, lv: mixture_by_torch(x, w, mu, lv) * (1.01 if len(x) == 400 else 1), "on 400 points"),
+}
+
+
+@pytest.mark.parametrize("name", MIXTURE_OTHER)
+def test_mixture_check_rejects_other_wrong_answers(name):
+    fn, words = MIXTURE_OTHER[name]
+    message = assert_rejects("mixture_log_prob", fn, words)
+    assert "Hint" not in message
+
+
+def test_naive_mixture_is_right_near_the_modes_and_caught_far_away():
     # The naive form is right where nothing underflows: the far-away case is what rejects it.
     x = torch.tensor([-3.0, 0.0, 0.5])
     w, mu, lv = torch.tensor([0.2, 0.5, 0.3]), torch.tensor([-3.0, 0.5, 4.0]), torch.tensor([-0.5, 0.4, 0.0])
-    naive = MIXTURE_MISTAKES["naive log-sum-exp"][0]
-    torch.testing.assert_close(naive(x, w, mu, lv), vc.gaussian_mixture_log_prob(x, w, mu, lv))
-    result = check("mixture_log_prob", naive)
-    assert "far from every mode" in result.message and "-inf" in result.message
+    naive = MIXTURE_HINTED["underflow"][0]
+    torch.testing.assert_close(naive(x, w, mu, lv), mixture_by_torch(x, w, mu, lv))
+    message = assert_rejects("mixture_log_prob", naive, "far from every mode (x = -60")
+    assert "contains -inf" in message
 
 
 def test_chapter_exercises_are_registered_to_chapter_1():

@@ -33,6 +33,27 @@ from .core import (
     read_idx,
     reparameterize,
 )
+
+# --- Part II (chapters 4-7): model interface, ELBO, variational inference, gradient estimators
+from .inference import (
+    MODEL_INTERFACE,
+    ELBOTerms,
+    GradientEstimate,
+    InferenceGaps,
+    best_diagonal_gaussian,
+    check_model,
+    elbo,
+    elbo_estimate,
+    elbo_terms,
+    inference_gaps,
+    kl_gaussian_full,
+    linear_encoder,
+    linear_gaussian_elbo,
+    pathwise_gradient,
+    score_function_estimate,
+    score_function_gradient,
+    vi_loss,
+)
 from .models import (
     PPCA,
     BernoulliMixture,
@@ -59,6 +80,7 @@ from .models import (
 )
 from .teaching import apply_style, exercises, glue, image_grid, setup, show_images, slider_explorer
 from .training import TrainConfig, train
+from .training.vi import fit_gaussian_q  # Part II (chapter 4)
 
 __version__ = "0.1.0"
 
@@ -76,6 +98,11 @@ __all__ = [
     "ppca_log_likelihood", "ppca_posterior", "principal_angles", "random_linear_gaussian",
     # training
     "TrainConfig", "train",
+    # Part II (chapters 4-7): inference and per-point VI
+    "MODEL_INTERFACE", "ELBOTerms", "GradientEstimate", "best_diagonal_gaussian", "check_model", "elbo",
+    "elbo_terms", "fit_gaussian_q", "kl_gaussian_full", "linear_gaussian_elbo", "pathwise_gradient",
+    "score_function_gradient", "vi_loss", "InferenceGaps", "inference_gaps", "linear_encoder",
+    "score_function_estimate", "elbo_estimate",
     # teaching
     "apply_style", "exercises", "glue", "image_grid", "setup", "show_images", "slider_explorer",
 ]
