@@ -1,22 +1,86 @@
-"""Shared fixtures. The site fixtures build the book once per test session (the expensive part)."""
+"""Shared fixtures and the session's notebook executions.
+
+Each chapter is executed ONCE per session (`notebook_utils.RUNS`): the chapter tests (`run`,
+`glued`, `executed_chapter`) and the strict site build (`site_build`) all read that execution. As
+soon as the tests are collected, the chapters they need start running in the background, two at a
+time (`VAE_COURSE_TEST_WORKERS`). The student edition is executed separately, once, by nbval
+(tests/test_notebooks.py).
+"""
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import nbformat
 import pytest
+from notebook_utils import RUNS, NotebookRun, worker_count
+
+from vae_course.classroom.edition import chapter_notebooks
 
 REPO = Path(__file__).resolve().parents[1]
+CHAPTERS = chapter_notebooks(REPO)
 
 #: What a fresh clone would not have: environments, build outputs, caches, generated editions.
 SITE_COPY_IGNORE = (".venv", "venv", "_build", ".git", "__pycache__", ".pytest_cache",
                     ".ipynb_checkpoints", "*.egg-info", ".jupyter_cache", "student_edition",
                     ".offline_assets", "node_modules")
 SITE_BUILD_TIMEOUT_S = 1200
+#: Where `benchmarks/run.py --suite` asks the session to write its chapter timings (JSON).
+TIMINGS_ENV = "VAE_COURSE_TIMINGS"
+
+
+# --- which chapters the selected tests need, started at collection -------------------------------
+
+def chapters_needed(items) -> list[Path]:
+    """The chapter notebooks `items` read, in table-of-contents order."""
+    wanted = set()
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if "site_build" in names:
+            wanted.update(CHAPTERS)
+        if names & {"run", "glued"} and getattr(item.module, "CHAPTER", None):
+            chapter = Path(item.module.CHAPTER)
+            wanted.add(chapter if chapter.is_absolute() else REPO / chapter)
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "executed_chapter" in callspec.params:
+            wanted.add(Path(callspec.params["executed_chapter"]))
+    order = {RUNS.key(p): i for i, p in enumerate(CHAPTERS)}
+    return sorted(wanted, key=lambda p: (order.get(RUNS.key(p), len(order)), str(p)))
+
+
+def pytest_collection_finish(session):
+    if session.config.option.collectonly:
+        return
+    RUNS.prefetch(chapters_needed(session.items))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    RUNS.shutdown()
+    target = os.environ.get(TIMINGS_ENV)
+    if target:
+        runs = RUNS.done()
+        Path(target).write_text(json.dumps({
+            "workers": worker_count(),
+            "chapters": {r.path.stem: r.seconds for r in runs},
+            "errors": {r.path.stem: r.error.describe() for r in runs if r.error},
+        }, indent=2))
+
+
+def pytest_terminal_summary(terminalreporter):
+    runs = RUNS.done()
+    if not runs:
+        return
+    terminalreporter.section("chapter executions (once each, one torch thread, "
+                             f"{worker_count()} at a time)")
+    for r in runs:
+        state = "ok" if r.ok else f"stopped at cell {r.error.index}: {r.error.ename}"
+        terminalreporter.write_line(f"{r.path.stem:<40} {r.seconds:7.1f} s  {state}")
 
 
 @dataclass
@@ -24,6 +88,7 @@ class SiteBuild:
     root: Path        # the copy that was built
     returncode: int
     log: str          # stdout and stderr of the build
+    chapter_errors: list = field(default_factory=list)  # chapters that stopped early, described
 
     @property
     def html(self) -> Path:
@@ -54,24 +119,61 @@ def site_run_build(root: Path, timeout: int = SITE_BUILD_TIMEOUT_S) -> SiteBuild
     return SiteBuild(root, done.returncode, done.stdout + done.stderr)
 
 
+EXECUTE_SETTING = re.compile(r"^(?P<key>\s+execute_notebooks:)[ \t]*\S+[^\n]*$", re.M)
+
+
+def use_executed_notebooks(root: Path, runs: list[NotebookRun]) -> None:
+    """Put the session's executed chapters into the copy at `root` and turn its execution off.
+
+    The build then renders exactly the outputs the chapter tests read, instead of executing every
+    chapter a second time. What the build's own execution adds is tested where it is cheap: the
+    course's `_config.yml` executes every chapter on every build (test_site.py), and its strictness
+    fails a build on a failing cell (tiny books in test_site.py).
+    """
+    for r in runs:
+        nbformat.write(r.nb, root / r.path.relative_to(REPO))
+    config = root / "_config.yml"
+    text, n = EXECUTE_SETTING.subn(r'\g<key> "off"  # the suite renders its own executions', config.read_text())
+    assert n == 1, "_config.yml has no `execute: execute_notebooks:` line to switch off in the copy"
+    config.write_text(text)
+
+
 @pytest.fixture(scope="session")
 def site_build(tmp_path_factory) -> SiteBuild:
-    """The whole book, built once per session from a fresh copy of the repository."""
+    """The whole book, built strictly once per session from a fresh copy of the repository, with
+    the chapters as the session executed them (see `use_executed_notebooks`)."""
     root = site_copy_repo(tmp_path_factory.mktemp("site") / "repo")
-    return site_run_build(root)
+    runs = [RUNS.get(p) for p in CHAPTERS]
+    use_executed_notebooks(root, runs)
+    build = site_run_build(root)
+    build.chapter_errors = [r.error.describe() for r in runs if r.error]
+    return build
 
 
-# --- chapter tests: a module sets CHAPTER (the notebook's path); `run` executes it once a session --
+# --- chapter tests -------------------------------------------------------------------------------
+
+def _checked(run: NotebookRun) -> NotebookRun:
+    if run.error is not None:
+        pytest.fail(f"the chapter did not run to the end:\n{run.error.describe()}", pytrace=False)
+    return run
+
 
 @pytest.fixture(scope="module")
-def run(request):
-    """The executed chapter named by the test module's CHAPTER (shared through notebook_utils)."""
-    from notebook_utils import cached_run
+def run(request) -> NotebookRun:
+    """The session's execution of the chapter named by the test module's CHAPTER (a path).
 
-    return cached_run(request.module.CHAPTER)
+    Fails, naming the cell, when the chapter stopped at an error: its glued numbers are incomplete.
+    """
+    return _checked(RUNS.get(request.module.CHAPTER))
 
 
 @pytest.fixture(scope="module")
-def glued(run):
+def glued(run) -> dict:
     """The values the chapter glued, by name."""
     return run.glue
+
+
+@pytest.fixture(params=CHAPTERS, ids=lambda p: p.stem)
+def executed_chapter(request) -> NotebookRun:
+    """Each chapter's execution in turn (whether or not it ran to the end: the tests say)."""
+    return RUNS.get(request.param)

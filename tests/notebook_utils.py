@@ -1,4 +1,11 @@
-"""Helpers for tests that execute a chapter notebook and read the numbers it glued.
+"""Execute chapter notebooks once per test session and read what they computed.
+
+Every chapter check of the suite reads ONE execution of the chapter: the glued numbers
+(`run`/`glued` fixtures), "every cell runs", the figures drawn, the files written, the timing, and
+the strict site build (which renders these executed notebooks instead of executing the chapters a
+second time; see `conftest.site_build`). `RUNS` holds them: a pool of worker threads, each driving
+one kernel (so chapters run `workers` at a time, one torch thread each), started by conftest for the
+chapters the selected tests need.
 
 myst-nb's `glue(name, value, display=False)` writes a `display_data` output whose metadata holds
 `{"scrapbook": {"name": name, "mime_prefix": "application/papermill.record/"}}` and whose data is
@@ -8,18 +15,19 @@ numbers (`float(t)`, `int(n)`), not tensors.
 
 Usage::
 
-    from notebook_utils import run_and_collect_glue, run_notebook
-    glued = run_and_collect_glue("book/01_generative_modelling.ipynb")   # {name: value}
-    run = run_notebook(path)   # .nb, .glue, .seconds, .files_written, .errors
+    from notebook_utils import cached_run, run_notebook
+    run = cached_run("book/01_generative_modelling.ipynb")  # shared by the whole session
+    run.glue, run.nb, run.seconds, run.files_written, run.error
 """
 from __future__ import annotations
 
 import ast
-import functools
 import os
 import re
 import tempfile
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,8 +36,45 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 GLUE_PREFIX = "application/papermill.record/"
+#: The kernel of every chapter run, as a reader's laptop would have it: one thread for BLAS/OpenMP
+#: (the chapters' `vc.setup()` also sets one torch thread).
+KERNEL_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
-__all__ = ["ROOT", "NotebookRun", "run_notebook", "run_and_collect_glue", "collect_glue", "parse_glued"]
+__all__ = ["ROOT", "RUNS", "CellError", "NotebookRun", "ChapterRuns", "run_notebook", "run_and_collect_glue",
+           "cached_run", "collect_glue", "parse_glued", "execution_settings", "worker_count"]
+
+
+def execution_settings(root: Path = ROOT) -> dict:
+    """The `execute:` section of the book's `_config.yml`: the runs here use the build's own settings."""
+    import yaml
+
+    config = yaml.safe_load((Path(root) / "_config.yml").read_text(encoding="utf-8")) or {}
+    return config.get("execute") or {}
+
+
+def worker_count() -> int:
+    """How many notebooks run at once: `VAE_COURSE_TEST_WORKERS`, else 2 (or 1 on a 1-core machine)."""
+    value = os.environ.get("VAE_COURSE_TEST_WORKERS")
+    if value:
+        return max(1, int(value))
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+@dataclass
+class CellError:
+    """The cell that stopped a run: where it is, what it raised, and the start of its source."""
+
+    notebook: str
+    index: int  # position among all cells (markdown included), as the other checks count cells
+    ename: str
+    evalue: str
+    source: str
+    traceback: str = ""
+
+    def describe(self) -> str:
+        head = "\n".join("    " + line for line in self.source.splitlines()[:8])
+        return (f"{self.notebook} cell {self.index} raised {self.ename}: {self.evalue}\n"
+                f"  the cell begins:\n{head}\n{self.traceback}")
 
 
 @dataclass
@@ -42,6 +87,14 @@ class NotebookRun:
     glue_raw: dict = field(default_factory=dict)  # name -> the glued mime bundle, prefix removed
     seconds: float = 0.0  # wall time of the execution, kernel start included
     files_written: list = field(default_factory=list)  # files the notebook left in its working directory
+    error: CellError | None = None  # the cell that stopped the run; None when every cell ran
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def parse_glued(text: str):
@@ -80,52 +133,118 @@ def collect_glue(nb: nbformat.NotebookNode) -> tuple[dict, dict]:
     return values, raw
 
 
-def run_notebook(path, timeout: int = 300, kernel_name: str = "python3") -> NotebookRun:
+def _cell_error(nb, name: str, index: int | None, exc: BaseException) -> CellError:
+    """Describe the failure: the cell with an error output (not tagged `raises-exception`), else the
+    cell that was running when `exc` stopped the run (a timeout, a dead kernel)."""
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or "raises-exception" in cell.metadata.get("tags", []):
+            continue
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                tb = _ANSI.sub("", "\n".join(out.get("traceback", [])))
+                return CellError(name, i, out.get("ename", "?"), out.get("evalue", ""), cell.source, tb)
+    source = nb.cells[index].source if index is not None else ""
+    return CellError(name, -1 if index is None else index, type(exc).__name__, str(exc).strip()[-2000:], source)
+
+
+def run_notebook(path, timeout: int | None = None, kernel_name: str = "python3") -> NotebookRun:
     """Execute the notebook at `path` with nbclient in a fresh temporary working directory.
 
-    Raises `nbclient.exceptions.CellExecutionError` when a cell fails (cells tagged
-    `raises-exception` are allowed to raise). Records the files the notebook wrote into its
-    working directory, which chapters must not do.
+    Uses the build's settings from `_config.yml` (`execute: timeout`, `allow_errors`), so this run
+    stands in for the one the site build would do. A cell that raises (cells tagged
+    `raises-exception` may) stops the run, as in the build; the run is still returned, with
+    `.error` naming the cell. Records the files the notebook wrote into its working directory,
+    which chapters must not do. Thread-safe: the kernel's environment is passed, not set globally.
     """
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
     path = Path(path)
     if not path.is_absolute():
         path = ROOT / path
+    settings = execution_settings()
+    timeout = timeout if timeout is not None else int(settings.get("timeout", 300))
     nb = nbformat.read(path, as_version=4)
-    env_threads = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    running: list[int | None] = [None]
+
+    def on_cell_start(cell, cell_index):
+        running[0] = cell_index
+
+    error = None
     with tempfile.TemporaryDirectory(prefix="nbrun-") as cwd:
-        os.environ.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+        client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name,
+                                allow_errors=bool(settings.get("allow_errors", False)),
+                                resources={"metadata": {"path": cwd}}, on_cell_start=on_cell_start)
+        start = time.perf_counter()
         try:
-            client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name,
-                                    resources={"metadata": {"path": cwd}})
-            start = time.perf_counter()
-            client.execute()
-            seconds = time.perf_counter() - start
-        finally:
-            for k, v in env_threads.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+            client.execute(env={**os.environ, **KERNEL_ENV})
+        except (CellExecutionError, CellTimeoutError, DeadKernelError, TimeoutError) as exc:
+            error = _cell_error(nb, path.name, running[0], exc)
+        seconds = time.perf_counter() - start
         written = sorted(str(p.relative_to(cwd)) for p in Path(cwd).rglob("*"))
     values, raw = collect_glue(nb)
-    return NotebookRun(path, nb, values, raw, seconds, written)
+    return NotebookRun(path, nb, values, raw, seconds, written, error)
 
 
-@functools.cache
-def _cached_run(path: str, timeout: int) -> NotebookRun:
-    return run_notebook(path, timeout=timeout)
+class ChapterRuns:
+    """Each notebook executed at most once per session, `workers` at a time, in the background.
+
+    `prefetch(paths)` queues executions (conftest does this for the chapters the selected tests
+    need, as soon as they are collected); `get(path)` waits for one and returns it. An exception
+    other than a failing cell (say, the kernel cannot start) is kept and raised again by every
+    `get`, so a broken chapter is never executed twice.
+    """
+
+    def __init__(self, workers: int | None = None):
+        self.workers = workers
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._futures: dict[str, Future] = {}
+
+    @staticmethod
+    def key(path) -> str:
+        path = Path(path)
+        return str((path if path.is_absolute() else ROOT / path).resolve())
+
+    def _future(self, path) -> Future:
+        key = self.key(path)
+        with self._lock:
+            if key not in self._futures:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=self.workers or worker_count(),
+                                                    thread_name_prefix="chapter-run")
+                self._futures[key] = self._pool.submit(run_notebook, key)
+            return self._futures[key]
+
+    def prefetch(self, paths) -> None:
+        for path in paths:
+            self._future(path)
+
+    def get(self, path) -> NotebookRun:
+        return self._future(path).result()
+
+    def done(self) -> list[NotebookRun]:
+        """The runs that finished, in the order they were queued."""
+        with self._lock:
+            futures = list(self._futures.values())
+        return [f.result() for f in futures if f.done() and not f.cancelled() and f.exception() is None]
+
+    def shutdown(self) -> None:
+        """Drop the queued runs that have not started and wait for the running ones."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _key(path) -> str:
-    path = Path(path)
-    return str((path if path.is_absolute() else ROOT / path).resolve())
+#: The session's runs (pytest imports this module once per session).
+RUNS = ChapterRuns()
 
 
-def run_and_collect_glue(path, timeout: int = 300) -> dict:
-    """Execute the notebook once (cached per test session) and return its glued values by name."""
-    return dict(_cached_run(_key(path), timeout).glue)
+def cached_run(path) -> NotebookRun:
+    """The session's `NotebookRun` of `path` (executes it on the first call, unless queued already)."""
+    return RUNS.get(path)
 
 
-def cached_run(path, timeout: int = 300) -> NotebookRun:
-    """The cached `NotebookRun` of `path` (executes it on the first call of the session)."""
-    return _cached_run(_key(path), timeout)
+def run_and_collect_glue(path) -> dict:
+    """The glued values of the session's run of `path`, by name."""
+    return dict(cached_run(path).glue)
