@@ -1,10 +1,12 @@
-"""Shared fixtures and the session's notebook executions.
+"""Shared fixtures and the session's background work.
 
 Each chapter is executed ONCE per session (`notebook_utils.RUNS`): the chapter tests (`run`,
-`glued`, `executed_chapter`) and the strict site build (`site_build`) all read that execution. As
-soon as the tests are collected, the chapters they need start running in the background, two at a
-time (`VAE_COURSE_TEST_WORKERS`). The student edition is executed separately, once, by nbval
-(tests/test_notebooks.py).
+`glued`, `executed_chapter`) and the strict site build (`site_build`) all read that execution.
+The student edition is executed once more, by nbval (`student_edition_run`, for
+tests/test_notebooks.py). All of it runs in the background, two jobs at a time
+(`VAE_COURSE_TEST_WORKERS`), started as soon as the selected tests are known: first the chapters
+they need, then the site build (which waits for the chapters), then the student edition in a few
+nbval processes. The tests in the main process meanwhile run, and wait only for what they read.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from notebook_utils import RUNS, NotebookRun, worker_count
+from notebook_utils import RUNS, NotebookRun, join_runs, nbval, student_edition_for_nbval, worker_count
 
 from vae_course.classroom.edition import chapter_notebooks
 
@@ -138,16 +140,64 @@ def use_executed_notebooks(root: Path, runs: list[NotebookRun]) -> None:
     config.write_text(text)
 
 
-@pytest.fixture(scope="session")
-def site_build(tmp_path_factory) -> SiteBuild:
-    """The whole book, built strictly once per session from a fresh copy of the repository, with
-    the chapters as the session executed them (see `use_executed_notebooks`)."""
-    root = site_copy_repo(tmp_path_factory.mktemp("site") / "repo")
+def _build_site(root: Path) -> SiteBuild:
+    """The site job: the copy at `root`, with the session's chapter runs, built strictly."""
     runs = [RUNS.get(p) for p in CHAPTERS]
     use_executed_notebooks(root, runs)
     build = site_run_build(root)
     build.chapter_errors = [r.error.describe() for r in runs if r.error]
     return build
+
+
+def start_site_build(tmp_path_factory) -> None:
+    """Queue the site job (once), after the chapter runs it reads."""
+    if "site" not in RUNS.names():
+        RUNS.prefetch(CHAPTERS)
+        RUNS.submit("site", _build_site, site_copy_repo(tmp_path_factory.mktemp("site") / "repo"))
+
+
+def start_student_edition(tmp_path_factory) -> None:
+    """Write the student edition (once) and queue nbval on it, split into a few processes."""
+    if "student-edition" in RUNS.names():
+        return
+    folder = tmp_path_factory.mktemp("edition")
+    try:
+        edition = student_edition_for_nbval(REPO, folder / "student")
+    except Exception as exc:  # raised again by the test that reads it
+        RUNS.put("student-edition", exception=exc)
+        return
+    files = edition.files
+    groups = [files[i::2 * worker_count()] for i in range(min(len(files), 2 * worker_count()))]
+    for i, group in enumerate(groups):
+        RUNS.submit(f"student-edition:{i}", nbval, group, folder)
+    RUNS.put("student-edition", (edition, len(groups)))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _background_jobs(request, tmp_path_factory):
+    """Queue the site build and the student edition when a selected test reads them."""
+    names = {n for item in request.session.items for n in getattr(item, "fixturenames", ())}
+    if "site_build" in names:
+        start_site_build(tmp_path_factory)
+    if "student_edition_run" in names:
+        start_student_edition(tmp_path_factory)
+    yield
+
+
+@pytest.fixture(scope="session")
+def site_build(tmp_path_factory) -> SiteBuild:
+    """The whole book, built strictly once per session from a fresh copy of the repository, with
+    the chapters as the session executed them (see `use_executed_notebooks`)."""
+    start_site_build(tmp_path_factory)
+    return RUNS.result("site")
+
+
+@pytest.fixture(scope="session")
+def student_edition_run(tmp_path_factory):
+    """(the StudentEdition, the joined nbval result) of the course's student edition."""
+    start_student_edition(tmp_path_factory)
+    edition, groups = RUNS.result("student-edition")
+    return edition, join_runs([RUNS.result(f"student-edition:{i}") for i in range(groups)])
 
 
 # --- chapter tests -------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ from __future__ import annotations
 import ast
 import os
 import re
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -40,8 +42,10 @@ GLUE_PREFIX = "application/papermill.record/"
 #: (the chapters' `vc.setup()` also sets one torch thread).
 KERNEL_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
-__all__ = ["ROOT", "RUNS", "CellError", "NotebookRun", "ChapterRuns", "run_notebook", "run_and_collect_glue",
-           "cached_run", "collect_glue", "parse_glued", "execution_settings", "worker_count"]
+__all__ = ["ROOT", "RUNS", "CellError", "NotebookRun", "SessionJobs", "run_notebook", "run_and_collect_glue",
+           "cached_run", "collect_glue", "parse_glued", "execution_settings", "worker_count", "StudentEdition",
+           "student_edition_for_nbval", "mark_check_cells", "check_ids", "nbval", "run_nbval", "join_runs",
+           "snapshot", "solution_blocks", "tail"]
 
 
 def execution_settings(root: Path = ROOT) -> dict:
@@ -170,28 +174,32 @@ def run_notebook(path, timeout: int | None = None, kernel_name: str = "python3")
         running[0] = cell_index
 
     error = None
-    with tempfile.TemporaryDirectory(prefix="nbrun-") as cwd:
+    with tempfile.TemporaryDirectory(prefix="nbrun-") as cwd, tempfile.TemporaryFile("w+") as log:
         client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name,
                                 allow_errors=bool(settings.get("allow_errors", False)),
                                 resources={"metadata": {"path": cwd}}, on_cell_start=on_cell_start)
         start = time.perf_counter()
-        try:
-            client.execute(env={**os.environ, **KERNEL_ENV})
+        try:  # the kernel's own log (not the cells' stderr, which are outputs) goes to `log`
+            client.execute(env={**os.environ, **KERNEL_ENV}, stdout=log, stderr=log)
         except (CellExecutionError, CellTimeoutError, DeadKernelError, TimeoutError) as exc:
             error = _cell_error(nb, path.name, running[0], exc)
+            if isinstance(exc, DeadKernelError):
+                log.seek(0)
+                error.traceback += "\nthe kernel's log:\n" + log.read()[-4000:]
         seconds = time.perf_counter() - start
         written = sorted(str(p.relative_to(cwd)) for p in Path(cwd).rglob("*"))
     values, raw = collect_glue(nb)
     return NotebookRun(path, nb, values, raw, seconds, written, error)
 
 
-class ChapterRuns:
-    """Each notebook executed at most once per session, `workers` at a time, in the background.
+class SessionJobs:
+    """The session's background work: each job runs at most once, `workers` at a time.
 
-    `prefetch(paths)` queues executions (conftest does this for the chapters the selected tests
-    need, as soon as they are collected); `get(path)` waits for one and returns it. An exception
-    other than a failing cell (say, the kernel cannot start) is kept and raised again by every
-    `get`, so a broken chapter is never executed twice.
+    Chapter executions are jobs keyed by the notebook's resolved path: `prefetch(paths)` queues
+    them (conftest does this for the chapters the selected tests need, as soon as the session
+    starts) and `get(path)` waits for one (queueing it first if nobody did). Other jobs (the site
+    build, the student edition under nbval) are queued by name with `submit`. A job's exception is
+    kept and raised again by every `result`, so a broken chapter is never executed twice.
     """
 
     def __init__(self, workers: int | None = None):
@@ -199,37 +207,67 @@ class ChapterRuns:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._futures: dict[str, Future] = {}
+        self._chapters: list[str] = []
 
     @staticmethod
     def key(path) -> str:
         path = Path(path)
         return str((path if path.is_absolute() else ROOT / path).resolve())
 
-    def _future(self, path) -> Future:
-        key = self.key(path)
+    def submit(self, key: str, fn, *args) -> Future:
+        """Queue `fn(*args)` under `key`, unless a job of that name is queued already."""
         with self._lock:
             if key not in self._futures:
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(max_workers=self.workers or worker_count(),
-                                                    thread_name_prefix="chapter-run")
-                self._futures[key] = self._pool.submit(run_notebook, key)
+                                                    thread_name_prefix="session-job")
+                self._futures[key] = self._pool.submit(fn, *args)
             return self._futures[key]
+
+    def put(self, key: str, value=None, exception: BaseException | None = None) -> None:
+        """Record a result (or an exception) under `key` without running anything."""
+        future = Future()
+        if exception is not None:
+            future.set_exception(exception)
+        else:
+            future.set_result(value)
+        with self._lock:
+            self._futures.setdefault(key, future)
+
+    def names(self) -> set:
+        with self._lock:
+            return set(self._futures)
+
+    def result(self, key: str):
+        with self._lock:
+            future = self._futures.get(key)
+        if future is None:
+            raise KeyError(f"no session job named {key!r} was started")
+        return future.result()
 
     def prefetch(self, paths) -> None:
         for path in paths:
-            self._future(path)
+            self._chapter(path)
+
+    def _chapter(self, path) -> Future:
+        key = self.key(path)
+        with self._lock:
+            if key not in self._chapters:
+                self._chapters.append(key)
+        return self.submit(key, run_notebook, key)
 
     def get(self, path) -> NotebookRun:
-        return self._future(path).result()
+        """The session's execution of the notebook at `path`."""
+        return self._chapter(path).result()
 
     def done(self) -> list[NotebookRun]:
-        """The runs that finished, in the order they were queued."""
+        """The chapter runs that finished, in the order they were queued."""
         with self._lock:
-            futures = list(self._futures.values())
+            futures = [self._futures[k] for k in self._chapters]
         return [f.result() for f in futures if f.done() and not f.cancelled() and f.exception() is None]
 
     def shutdown(self) -> None:
-        """Drop the queued runs that have not started and wait for the running ones."""
+        """Drop the queued jobs that have not started and wait for the running ones."""
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
@@ -237,7 +275,7 @@ class ChapterRuns:
 
 
 #: The session's runs (pytest imports this module once per session).
-RUNS = ChapterRuns()
+RUNS = SessionJobs()
 
 
 def cached_run(path) -> NotebookRun:
@@ -248,3 +286,92 @@ def cached_run(path) -> NotebookRun:
 def run_and_collect_glue(path) -> dict:
     """The glued values of the session's run of `path`, by name."""
     return dict(cached_run(path).glue)
+
+
+# --- the student edition under nbval ------------------------------------------------------------
+
+CHECK_CALL = re.compile(r"""exercises\.check\(\s*["']([\w\-.]+)["']""")
+
+
+def check_ids(cell) -> list[str]:
+    return CHECK_CALL.findall(cell.source) if cell.cell_type == "code" else []
+
+
+def mark_check_cells(nb) -> int:
+    """Tag each check cell so nbval compares its output with the stub's expected verdict."""
+    from nbformat.v4 import new_output
+
+    from vae_course.teaching.exercises._core import FAIL_MARK, NOT_IMPLEMENTED
+
+    marked = 0
+    for cell in nb.cells:
+        ids = check_ids(cell)
+        if ids:
+            text = "".join(f"{FAIL_MARK} {i}: {NOT_IMPLEMENTED}\n" for i in ids)
+            cell.metadata.setdefault("tags", []).append("nbval-check-output")
+            cell.outputs = [new_output("stream", name="stdout", text=text)]
+            cell.execution_count = 1  # nbval ignores the outputs of cells it takes as never run
+            marked += 1
+    return marked
+
+
+def snapshot(folder: Path) -> set:
+    """The files and folders under `folder` (contents may change: chapters are edited while tests run)."""
+    return {p.relative_to(folder) for p in folder.rglob("*")}
+
+
+@dataclass
+class StudentEdition:
+    """A student edition written for nbval: its notebooks, how many stubs, and its folder's files."""
+
+    folder: Path
+    files: list
+    stubs: int
+    before: set  # snapshot(folder) before anything ran
+
+
+def student_edition_for_nbval(book: Path, out: Path) -> StudentEdition:
+    """Write the student edition of `book` into `out`, with its check cells tagged for nbval."""
+    from vae_course.classroom.edition import write_student_edition
+
+    written = write_student_edition(out, book=book)
+    stubs = 0
+    for path in written:
+        nb = nbformat.read(path, as_version=4)
+        blocks = sum(c.source.count("raise NotImplementedError(") for c in nb.cells if c.cell_type == "code")
+        marked = mark_check_cells(nb)
+        assert marked == blocks, f"{path.name}: {blocks} stubs but {marked} check cells"
+        stubs += blocks
+        nbformat.write(nb, path)
+    return StudentEdition(Path(out), list(written), stubs, snapshot(Path(out)))
+
+
+def solution_blocks(paths) -> int:
+    from vae_course.classroom.edition import count_solutions
+
+    return sum(count_solutions(c.source) for p in paths for c in nbformat.read(p, as_version=4).cells)
+
+
+def _nbval_args(files) -> list[str]:
+    return [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider",
+            "--nbval-cell-timeout=300", "-v", "-o", "addopts=", *map(str, files)]
+
+
+def nbval(files, cwd: Path) -> subprocess.CompletedProcess:
+    """`pytest --nbval-lax` on `files` in one process (kernels with one thread, as in the runs above)."""
+    return subprocess.run(_nbval_args(files), cwd=cwd, env=dict(os.environ, **KERNEL_ENV),
+                          capture_output=True, text=True, timeout=1800)
+
+
+def join_runs(done: list) -> subprocess.CompletedProcess:
+    """Several nbval processes as one: the worst exit status, and each one's output in turn."""
+    return subprocess.CompletedProcess([d.args for d in done], max(d.returncode for d in done),
+                                       "".join(d.stdout for d in done), "".join(d.stderr for d in done))
+
+
+def run_nbval(files, cwd: Path) -> subprocess.CompletedProcess:
+    return nbval(files, cwd)
+
+
+def tail(done: subprocess.CompletedProcess, n: int = 4000) -> str:
+    return (done.stdout + done.stderr)[-n:]
