@@ -48,8 +48,8 @@ def time_chapter(path: Path) -> float:
         return time.perf_counter() - start
 
 
-def time_suite() -> tuple[float, str, dict]:
-    """Wall time of `python -m pytest`, its summary line, and the timings it wrote."""
+def time_suite() -> tuple[float, subprocess.CompletedProcess, dict]:
+    """Wall time of `python -m pytest`, its result, and the timings it wrote."""
     with tempfile.TemporaryDirectory() as tmp:
         timings = Path(tmp) / "timings.json"
         env = dict(os.environ, **{TIMINGS_ENV: str(timings)})
@@ -58,8 +58,7 @@ def time_suite() -> tuple[float, str, dict]:
                              capture_output=True, text=True, env=env)
         seconds = time.perf_counter() - start
         data = json.loads(timings.read_text()) if timings.exists() else {}
-    last = (out.stdout.strip().splitlines() or ["(no output)"])[-1]
-    return seconds, last, data
+    return seconds, out, data
 
 
 def main() -> None:
@@ -69,7 +68,10 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     if args.suite:
-        seconds, summary, data = time_suite()
+        seconds, out, data = time_suite()
+        summary = (out.stdout.strip().splitlines() or ["(no output)"])[-1]
+        if out.returncode:
+            print(out.stdout[-20000:] + out.stderr[-4000:], file=sys.stderr)
         times = data.get("chapters", {})
         workers = data.get("workers", "?")
         for path in chapters():
@@ -87,6 +89,8 @@ def main() -> None:
             print(f"{name:<{width}}  {'not run':>8}  {target:7.0f}  NO")
         else:
             print(f"{name:<{width}}  {seconds:8.1f}  {target:7.0f}  {'yes' if seconds < target else 'NO'}")
+    if args.suite and out.returncode:
+        sys.exit(out.returncode)
 
 
 if __name__ == "__main__":

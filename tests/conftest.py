@@ -208,6 +208,28 @@ def _checked(run: NotebookRun) -> NotebookRun:
     return run
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread(request):
+    """Tests compute with one torch thread (`vc.setup()`'s default), as the chapters do.
+
+    They run while notebooks execute in the background on the other cores; two intra-op threads
+    competing with those kernels were seen to make a 2 s check take 40 s. A module that sets
+    torch's threads itself (tests of `vc.setup`) keeps the process default, so its checks still
+    start from a value other than one.
+    """
+    if "set_num_threads" in Path(request.module.__file__).read_text(encoding="utf-8"):
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def run(request) -> NotebookRun:
     """The session's execution of the chapter named by the test module's CHAPTER (a path).
