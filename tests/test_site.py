@@ -1,7 +1,10 @@
 """The website: a strict build of a fresh copy, and every page opened in a real browser offline.
 
 - `test_book_builds_strictly`: `jupyter-book build -W -n --keep-going` of a fresh copy of the
-  repository succeeds (built once per session by the `site_build` fixture in conftest.py).
+  repository succeeds (built once per session by the `site_build` fixture in conftest.py, from the
+  session's one execution of each chapter: the copy renders those outputs with execution off).
+- `test_config_executes_every_chapter_on_every_build`: the real configuration still executes
+  (`force`, in a temporary folder, errors not allowed), as the suite's copy does not.
 - `test_strict_build_fails_on_*`: the same strictness really fails on a failing cell and on a
   broken reference (tiny books, so they stay cheap).
 - `test_pages_render_offline_in_chromium`: headless Debian Chromium opens every built page served
@@ -21,7 +24,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import REPO, site_run_build
+from conftest import CHAPTERS, REPO, site_run_build
+from notebook_utils import execution_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -42,11 +46,24 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 # --- 3. the strict build -------------------------------------------------------------------------
 
 def test_book_builds_strictly(site_build):
+    assert not site_build.chapter_errors, "chapters stopped early:\n" + "\n".join(site_build.chapter_errors)
     assert site_build.returncode == 0, (
         f"jupyter-book build -W -n --keep-going failed (exit {site_build.returncode}); "
         f"last lines of the log:\n{site_build.tail()}")
     pages = sorted(p.relative_to(site_build.html).as_posix() for p in site_build.html.rglob("*.html"))
     assert "book/preface.html" in pages and "book/api.html" in pages, pages
+    assert {f"{p.relative_to(REPO).with_suffix('.html').as_posix()}" for p in CHAPTERS} <= set(pages)
+    # The build rendered the session's executions; it did not execute the chapters again.
+    assert "execution_mode='off'" in site_build.log and "Executing notebook" not in site_build.log, (
+        site_build.tail())
+
+
+def test_config_executes_every_chapter_on_every_build():
+    """The suite builds a copy with execution off (conftest.use_executed_notebooks); the book's own
+    configuration must execute every chapter, strictly and outside the source tree."""
+    settings = execution_settings(REPO)
+    assert settings.get("execute_notebooks") == "force", settings
+    assert settings.get("run_in_temp") is True and settings.get("allow_errors") is False, settings
 
 
 def _tiny_book(tmp_path: Path, pages: dict[str, str | nbformat.NotebookNode]) -> Path:
@@ -55,7 +72,8 @@ def _tiny_book(tmp_path: Path, pages: dict[str, str | nbformat.NotebookNode]) ->
     (root / "book").mkdir(parents=True)
     shutil.copy(REPO / "_config.yml", root / "_config.yml")
     shutil.copy(REPO / "book" / "references.bib", root / "book" / "references.bib")
-    shutil.copytree(REPO / "book" / "_ext", root / "book" / "_ext")  # the book's own Sphinx extension
+    shutil.copytree(REPO / "book" / "_ext", root / "book" / "_ext",  # the config's local extension
+                    ignore=shutil.ignore_patterns("__pycache__"))
     names = list(pages)
     toc = f"format: jb-book\nroot: book/{names[0]}\n"
     if len(names) > 1:
