@@ -11,6 +11,7 @@ value per example, a sign flip, ...) the message names it (the dicts `HINTS`).
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 from torch.distributions import MultivariateNormal
@@ -134,7 +135,7 @@ def check_ppca_log_likelihood(answer):
             raise hinted(hints, "single_number", f"you returned one number ({where}).")
         out = expect_tensor(out, shape=(n,), dtype=F64, where=where)
         ref = _mvn(x, mu, W @ W.T + sigma2 * _eye(d))
-        expect_value(out, ref, _ll_mistakes(x, W, mu, sigma2, ref), hints, where=where, name="log p(x)",
+        expect_value(out, ref, partial(_ll_mistakes, x, W, mu, sigma2, ref), hints, where=where, name="log p(x)",
                      rtol=1e-7, atol=1e-6)
     x, W, mu, sigma2 = next(iter(_cases()))
     W_g, mu_g = W.clone().requires_grad_(), mu.clone().requires_grad_()
