@@ -373,7 +373,7 @@ def bernoulli_em_by_loop(x, weights, probs, steps, eps=1e-3):
         log_joint = _log_joint(x, weights, probs)
         resp = torch.exp(log_joint - torch.logsumexp(log_joint, 1, keepdim=True))
         weights = resp.mean(0)
-        probs = ((resp.T @ x) / resp.sum(0)[:, None]).clamp(eps, 1 - eps)  # the chapter's eps: the exact maximizer under that constraint
+        probs = ((resp.T @ x) / resp.sum(0)[:, None]).clamp(eps, 1 - eps)  # the exact maximizer under the clamp
     return weights, probs
 
 
