@@ -255,11 +255,23 @@ def test_toy_estimates(glued):
     assert abs(glued["ch2_toy_err_1000"]) < 3 * glued["ch2_toy_se_1000"] < 0.05
 
 
+def _sample_x(model, n, gen):
+    """x from the model's ancestral sampler (the data, not what is tested), whether or not it also returns z."""
+    out = model.sample(n, generator=gen)
+    return out[0] if isinstance(out, tuple) else out
+
+
+def _naive_mc_by_torch(x, W, b, s2, S, gen):
+    """One naive Monte Carlo estimate per row of x from S fresh prior draws, with torch.distributions."""
+    z = torch.randn(S, x.shape[0], W.shape[1], generator=gen, dtype=F64)
+    return torch.logsumexp(Normal(z @ W.T + b, math.sqrt(s2)).log_prob(x).sum(-1), 0) - math.log(S)
+
+
 def _experiment(k):
     """The chapter's experiment for one latent dimension, recomputed from the seeds, with torch.distributions."""
     gen = vc.make_generator(100 + k)
     m = vc.random_lvm(k, 32, sigma2=0.25, generator=gen)
-    x, _ = m.sample(20, generator=gen)
+    x = _sample_x(m, 20, gen)
     C = m.W @ m.W.T + 0.25 * torch.eye(32, dtype=F64)
     exact = MultivariateNormal(m.b, C).log_prob(x)
     est = []
@@ -288,6 +300,19 @@ def test_latent_dimension_experiment_matches_independent_computation(glued, k):
     assert glued[f"ch2_postsd_k{k}"] == pytest.approx(ref["post_sd"], rel=1e-8)
     assert glued[f"ch2_log10vol_k{k}"] == pytest.approx(ref["log10_volume"], rel=1e-8)
     assert glued[f"ch2_log10draws_k{k}"] == pytest.approx(ref["log10_draws"], rel=1e-6)
+
+
+def test_error_against_the_number_of_draws_at_k16(glued):
+    """The chapter's k = 16 curve: five estimates per budget S, draws continuing from generator 216."""
+    gen = vc.make_generator(116)
+    m = vc.random_lvm(16, 32, sigma2=0.25, generator=gen)
+    x = _sample_x(m, 20, gen)
+    exact = MultivariateNormal(m.b, m.W @ m.W.T + 0.25 * torch.eye(32, dtype=F64)).log_prob(x)
+    gen = vc.make_generator(216)
+    errors = {S: (exact - torch.stack([_naive_mc_by_torch(x, m.W, m.b, 0.25, S, gen) for _ in range(5)])).mean().item()
+              for S in (10, 100, 1000, 10000)}
+    assert glued["ch2_k16_err_S10"] == pytest.approx(errors[10], rel=1e-6)
+    assert glued["ch2_k16_err_S10000"] == pytest.approx(errors[10000], rel=1e-6)
 
 
 def test_error_and_cost_grow_with_latent_dimension(glued):

@@ -307,6 +307,8 @@ def test_ppca_numbers(glued, data, eig):
 
 
 def test_reconstructions_and_samples(glued, data, eig):
+    """The reconstructions are recomputed independently; the samples are this chapter's one wiring check
+    (the package's W, whose eigenvector signs are a convention, with the chapter's seed)."""
     X, Xt, _ = data
     k = glued["k_ppca"]
     mu, W, s2 = ppca_from_numpy(X, eig, k)
@@ -458,10 +460,11 @@ def test_factor_analysis_beats_ppca_on_heteroscedastic_noise(glued):
     assert glued["toy_angle_ppca"] == pytest.approx(_angle_deg(W_ppca, W_true), rel=1e-6)
     ll_ppca = mvn_mean_ll(test, train.mean(0), W_ppca @ W_ppca.T + s2 * torch.eye(10, dtype=F64))
     assert glued["toy_ll_ppca"] == pytest.approx(ll_ppca, rel=1e-8)
-    fa = vc.fit_factor_analysis(train, 2, steps=200)
-    assert glued["toy_angle_fa"] == pytest.approx(_angle_deg(fa.W, W_true), rel=1e-6)
-    assert glued["toy_ll_fa"] == pytest.approx(mvn_mean_ll(test, fa.mu, fa.W @ fa.W.T + torch.diag(fa.psi)), rel=1e-8)
-    assert glued["toy_psi0_fa"] == pytest.approx(fa.psi[0].item(), rel=1e-8)
+    # factor analysis by the data-based EM above, from the same PPCA start (200 steps, the default floor 1e-3)
+    mu_fa, W_fa, psi_fa = fa_by_data_em(train, 2, 200, 1e-3, (lam, V))
+    assert glued["toy_angle_fa"] == pytest.approx(_angle_deg(W_fa, W_true), rel=1e-6)
+    assert glued["toy_ll_fa"] == pytest.approx(mvn_mean_ll(test, mu_fa, W_fa @ W_fa.T + torch.diag(psi_fa)), rel=1e-8)
+    assert glued["toy_psi0_fa"] == pytest.approx(psi_fa[0].item(), rel=1e-6)
     assert glued["toy_psi_true0"] == 6.0
     assert glued["toy_angle_fa"] < 5 < 30 < glued["toy_angle_ppca"]
     assert glued["toy_ll_fa"] > glued["toy_ll_ppca"]
