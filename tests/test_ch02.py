@@ -232,6 +232,26 @@ def test_toy_model_numbers(glued):
     assert glued["ch2_cov_error"] < 0.1
 
 
+def _grid_log_prob_by_loop(x, W, b, s2, K, z_max=5.0):
+    """The chapter's finite mixture over a grid of K latent values, weights proportional to the prior, by a loop."""
+    zs = [-z_max + 2 * z_max * j / (K - 1) for j in range(K)]
+    prior = [math.exp(-0.5 * z * z) for z in zs]
+    total = 0.0
+    for z, w in zip(zs, prior):
+        sq = sum((x[i] - (W[i][0] * z + b[i])) ** 2 for i in range(len(x)))
+        total += w / sum(prior) * math.exp(-0.5 * (len(x) * math.log(2 * math.pi * s2) + sq / s2))
+    return math.log(total)
+
+
+def test_grid_mixture_errors(glued):
+    W, b, s2 = _toy()
+    x = [1.0, 0.5]
+    exact = MultivariateNormal(b, W @ W.T + s2 * torch.eye(2, dtype=F64)).log_prob(torch.tensor(x, dtype=F64)).item()
+    for K in (3, 100):
+        err = abs(exact - _grid_log_prob_by_loop(x, W.tolist(), b.tolist(), s2, K))
+        assert glued[f"ch2_grid_err_{K}"] == pytest.approx(err, rel=1e-6, abs=1e-12), K
+
+
 def test_toy_estimates(glued):
     # recompute the chapter's toy experiment: x from generator 0, prior draws from generator 1
     W, b, s2 = _toy()
