@@ -290,7 +290,7 @@ def _naive_mc_by_torch(x, W, b, s2, S, gen):
 def _experiment(k):
     """The chapter's experiment for one latent dimension, recomputed from the seeds, with torch.distributions."""
     gen = vc.make_generator(100 + k)
-    m = vc.random_lvm(k, 32, sigma2=0.25, generator=gen)
+    m = vc.random_linear_gaussian(k, 32, sigma2=0.25, generator=gen)
     x = _sample_x(m, 20, gen)
     C = m.W @ m.W.T + 0.25 * torch.eye(32, dtype=F64)
     exact = MultivariateNormal(m.b, C).log_prob(x)
@@ -325,7 +325,7 @@ def test_latent_dimension_experiment_matches_independent_computation(glued, k):
 def test_error_against_the_number_of_draws_at_k16(glued):
     """The chapter's k = 16 curve: five estimates per budget S, draws continuing from generator 216."""
     gen = vc.make_generator(116)
-    m = vc.random_lvm(16, 32, sigma2=0.25, generator=gen)
+    m = vc.random_linear_gaussian(16, 32, sigma2=0.25, generator=gen)
     x = _sample_x(m, 20, gen)
     exact = MultivariateNormal(m.b, m.W @ m.W.T + 0.25 * torch.eye(32, dtype=F64)).log_prob(x)
     gen = vc.make_generator(216)

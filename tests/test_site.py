@@ -55,6 +55,7 @@ def _tiny_book(tmp_path: Path, pages: dict[str, str | nbformat.NotebookNode]) ->
     (root / "book").mkdir(parents=True)
     shutil.copy(REPO / "_config.yml", root / "_config.yml")
     shutil.copy(REPO / "book" / "references.bib", root / "book" / "references.bib")
+    shutil.copytree(REPO / "book" / "_ext", root / "book" / "_ext")  # the book's own Sphinx extension
     names = list(pages)
     toc = f"format: jb-book\nroot: book/{names[0]}\n"
     if len(names) > 1:

@@ -29,7 +29,8 @@ def test_train_reaches_the_closed_form_maximum_likelihood():
     logvar = torch.zeros((), dtype=torch.float64, requires_grad=True)
     vc.train(lambda: -vc.gaussian_log_prob(x[:, None], mu, logvar).mean(), [mu, logvar],
              vc.TrainConfig(steps=2000, lr=0.05))
-    mu_hat, logvar_hat = vc.fit_gaussian(x)
+    fitted = vc.fit_gaussian(x)
+    mu_hat, logvar_hat = fitted.mu, fitted.logvar
     assert abs(mu.item() - float(mu_hat)) < 1e-5 and abs(logvar.item() - float(logvar_hat)) < 1e-5
 
 

@@ -12,7 +12,7 @@ Layers, each a folder importing only those below it (checked by the import-linte
 - `teaching`: `setup`, exercise checks, plots, widgets, glue for the prose
 - `training`: the one optimisation loop (`train`)
 - `inference`: estimators that work through the model interface
-- `models`: density models, the linear-Gaussian model (PPCA, factor analysis), PCA
+- `models`: density models, the one linear-Gaussian model (PPCA, factor analysis), PCA
 - `core`: densities, divergences, validation, bundled data, threads and seeds
 
 The names below are the public face; everything else is internal.
@@ -36,11 +36,11 @@ from .core import (
 from .models import (
     PPCA,
     BernoulliMixture,
+    DiagonalGaussian,
     FactorAnalysis,
     GaussianMixture,
     IndependentBernoulli,
     LinearGaussian,
-    LinearGaussianLVM,
     PCAResult,
     fit_bernoulli_mixture,
     fit_factor_analysis,
@@ -55,7 +55,7 @@ from .models import (
     ppca_log_likelihood,
     ppca_posterior,
     principal_angles,
-    random_lvm,
+    random_linear_gaussian,
 )
 from .teaching import apply_style, exercises, glue, image_grid, setup, show_images, slider_explorer
 from .training import TrainConfig, train
@@ -69,11 +69,11 @@ __all__ = [
     "gaussian_log_prob", "kl_normal_normal", "kl_normal_std_normal", "load_mnist", "log_mean_exp",
     "make_generator", "read_idx", "reparameterize",
     # models
-    "PPCA", "BernoulliMixture", "FactorAnalysis", "GaussianMixture", "IndependentBernoulli",
-    "LinearGaussian", "LinearGaussianLVM", "PCAResult", "fit_bernoulli_mixture", "fit_factor_analysis",
+    "PPCA", "BernoulliMixture", "DiagonalGaussian", "FactorAnalysis", "GaussianMixture", "IndependentBernoulli",
+    "LinearGaussian", "PCAResult", "fit_bernoulli_mixture", "fit_factor_analysis",
     "fit_gaussian", "fit_gaussian_mixture", "fit_independent_bernoulli", "fit_ppca",
     "gaussian_mixture_log_prob", "linear_conditional_log_prob", "naive_mc_log_prob", "pca",
-    "ppca_log_likelihood", "ppca_posterior", "principal_angles", "random_lvm",
+    "ppca_log_likelihood", "ppca_posterior", "principal_angles", "random_linear_gaussian",
     # training
     "TrainConfig", "train",
     # teaching

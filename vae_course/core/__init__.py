@@ -1,7 +1,7 @@
 """The ground layer: densities and divergences, argument checks, bundled data, threads and seeds.
 
 Imports nothing else from the package. Taught in: chapter 1 (densities, data) and the preface
-(threads and seeds).
+("How to run a chapter": threads and seeds).
 """
 from .data import DataFileError, binarize, load_mnist, read_idx
 from .distributions import (

@@ -1,21 +1,28 @@
 """Models: the density models of chapter 1 and the linear-Gaussian latent variable model of chapters 2-3.
 
+- `linear_gaussian`: `LinearGaussian` (z ~ N(0, I), x | z ~ N(W z + b, diag(psi))) and its thin
+  subclasses `PPCA` and `FactorAnalysis`; the functional exercise references; the model interface
+  of Part II (`encode`, `decode`, `log_px_given_z`, `log_pz`, `log_prob`, `sample`).
+- `pca`: PCA, the closed-form PPCA fit, principal angles.
+- `factor_analysis`: the EM fit of factor analysis.
+- `mixtures`: a Gaussian, Gaussian and Bernoulli mixtures (one EM routine).
+
 Imports only `core`.
 """
-from .factor_analysis import FactorAnalysis, fit_factor_analysis
-from .linear import (
+from .factor_analysis import fit_factor_analysis
+from .linear_gaussian import (
     PPCA,
+    FactorAnalysis,
     LinearGaussian,
-    PCAResult,
-    fit_ppca,
-    pca,
+    linear_conditional_log_prob,
+    naive_mc_log_prob,
     ppca_log_likelihood,
     ppca_posterior,
-    principal_angles,
+    random_linear_gaussian,
 )
-from .lvm import LinearGaussianLVM, linear_conditional_log_prob, naive_mc_log_prob, random_lvm
 from .mixtures import (
     BernoulliMixture,
+    DiagonalGaussian,
     GaussianMixture,
     IndependentBernoulli,
     fit_bernoulli_mixture,
@@ -24,12 +31,12 @@ from .mixtures import (
     fit_independent_bernoulli,
     gaussian_mixture_log_prob,
 )
+from .pca import PCAResult, fit_ppca, pca, principal_angles
 
 __all__ = [
-    "FactorAnalysis", "fit_factor_analysis",
-    "PCAResult", "PPCA", "LinearGaussian", "fit_ppca", "pca", "ppca_log_likelihood", "ppca_posterior",
-    "principal_angles",
-    "LinearGaussianLVM", "linear_conditional_log_prob", "naive_mc_log_prob", "random_lvm",
-    "BernoulliMixture", "GaussianMixture", "IndependentBernoulli", "fit_bernoulli_mixture", "fit_gaussian",
-    "fit_gaussian_mixture", "fit_independent_bernoulli", "gaussian_mixture_log_prob",
+    "LinearGaussian", "PPCA", "FactorAnalysis", "random_linear_gaussian",
+    "linear_conditional_log_prob", "naive_mc_log_prob", "ppca_log_likelihood", "ppca_posterior",
+    "PCAResult", "pca", "fit_ppca", "principal_angles", "fit_factor_analysis",
+    "DiagonalGaussian", "fit_gaussian", "GaussianMixture", "gaussian_mixture_log_prob", "fit_gaussian_mixture",
+    "IndependentBernoulli", "fit_independent_bernoulli", "BernoulliMixture", "fit_bernoulli_mixture",
 ]

@@ -3,7 +3,7 @@
 Taught in: the preface ("Exercises and checks"). Each chapter module registers its
 checkers when this package is imported; nothing outside the package is touched.
 """
-from . import ch01, ch02, ch03  # noqa: F401  (each registers its chapter's checkers)
+from . import ch01, ch01_more, ch02, ch03  # noqa: F401  (each registers its chapter's checkers)
 from ._core import CheckResult, Failure, check, known_exercises, register
 
 __all__ = ["check", "known_exercises", "CheckResult", "Failure", "register"]
