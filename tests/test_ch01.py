@@ -283,7 +283,8 @@ def test_gaussian_fit_numbers(glued, data_1d):
     assert glued["n_train_1d"] == 400 and glued["n_test_1d"] == 2000
     assert glued["g_mu_closed"] == pytest.approx(x.mean().item(), rel=1e-5)
     assert glued["g_var_closed"] == pytest.approx(((x - x.mean()) ** 2).mean().item(), rel=1e-5)
-    # gradient descent reaches the closed form
+    # gradient descent (150 steps, as the prose says) reaches the closed form
+    assert glued["g_gd_steps"] == 150
     assert glued["g_mu_gd"] == pytest.approx(glued["g_mu_closed"], abs=1e-4)
     assert glued["g_var_gd"] == pytest.approx(glued["g_var_closed"], rel=1e-4)
     assert glued["g_max_param_diff"] < 1e-4

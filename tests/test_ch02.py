@@ -315,6 +315,7 @@ def _experiment(k):
 @pytest.mark.parametrize("k", [1, 4, 16, 32])
 def test_latent_dimension_experiment_matches_independent_computation(glued, k):
     ref = _experiment(k)
+    assert glued["ch2_num_x"] == 20  # the 20 data points each estimate is averaged over
     assert glued[f"ch2_err_k{k}"] == pytest.approx(ref["err"], rel=1e-6, abs=1e-8)
     assert glued[f"ch2_spread_k{k}"] == pytest.approx(ref["spread"], rel=1e-6)
     assert glued[f"ch2_postsd_k{k}"] == pytest.approx(ref["post_sd"], rel=1e-8)

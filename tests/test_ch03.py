@@ -472,6 +472,7 @@ def test_factor_analysis_beats_ppca_on_heteroscedastic_noise(glued):
 
 def test_linear_autoencoder_finds_the_pca_subspace(glued, eig):
     k = glued["k_ae"]
+    assert (k, glued["ae_steps"]) == (10, 500)
     assert glued["ae_pca_loss"] == pytest.approx(eig[0][k:].sum().item(), rel=1e-9)
     # the trained loss cannot beat the PCA minimum, and it gets within a tiny margin of it
     assert glued["ae_pca_loss"] - 1e-9 <= glued["ae_loss"] <= glued["ae_pca_loss"] + 1e-3
