@@ -192,7 +192,7 @@ POST_HINTED = {
                                               posterior_by_conditioning(x, W, mu, s2)[1].expand(x.shape[0], -1, -1)),
                         "the same for every example"),
     "cov_data_space": (_with_cov(lambda W, s2: s2 * W @ torch.linalg.inv(_M(W, s2)) @ W.T), "not (d, d)"),
-    "mean_not_centred": (_with_mean(lambda x, W, mu, s2: x @ W @ torch.linalg.inv(_M(W, s2))), "does not subtract mu"),
+    "mean_not_centred": (_with_mean(lambda x, W, mu, s2: x @ W @ torch.linalg.inv(_M(W, s2))), "does not subtract b"),
     "mean_missing_M_inv": (_with_mean(lambda x, W, mu, s2: (x - mu) @ W), "the mean is missing M^{-1}"),
     "mean_over_sigma2": (_with_mean(lambda x, W, mu, s2: (x - mu) @ W / s2), "/ sigma2 without M^{-1}"),
     "mean_pca_projection": (_with_mean(lambda x, W, mu, s2: (x - mu) @ W @ torch.linalg.inv(W.T @ W)),
