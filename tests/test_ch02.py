@@ -1,98 +1,204 @@
-"""Chapter 2: the exercise checkers, and the numbers the chapter states, recomputed independently."""
+"""Chapter 2: the exercise checkers, and the numbers the chapter states, recomputed independently.
+
+The checks: every hint a checker can emit is triggered by a hand-made wrong answer and named by
+a phrase of its own; correct answers written other ways pass. The glued numbers are compared
+with closed forms and torch.distributions, with one wiring check that re-runs the chapter's call.
+"""
 from __future__ import annotations
 
 import math
 
 import pytest
 import torch
-from exercise_contract import assert_accepts, assert_rejects
+from exercise_contract import assert_accepts, assert_hint, assert_rejects, stub
 from torch.distributions import MultivariateNormal, Normal
 
 import vae_course as vc
 from vae_course.teaching.exercises import check, known_exercises
+from vae_course.teaching.exercises.ch02 import HINTS
 
 CHAPTER = "book/02_latent_variable_models.ipynb"
 F64 = torch.float64
+LOG_2PI = math.log(2 * math.pi)
 
 
 # --- the checkers ---------------------------------------------------------------------------------
 
-def _cond_alt(x, z, W, b, sigma2):  # correct, written differently
+def cond_by_normal(x, z, W, b, sigma2):
     return Normal(z @ W.T + b, math.sqrt(sigma2)).log_prob(x).sum(-1)
+
+
+def cond_by_mvn(x, z, W, b, sigma2):
+    cov = sigma2 * torch.eye(x.shape[1], dtype=x.dtype)
+    return MultivariateNormal(z @ W.T + b, covariance_matrix=cov).log_prob(x)
+
+
+def cond_as_in_the_chapter(x, z, W, b, sigma2):
+    mean = z @ W.T + b
+    per_dim = -0.5 * (math.log(2 * math.pi) + math.log(sigma2) + (x - mean) ** 2 / sigma2)
+    return per_dim.sum(dim=-1)
+
+
+def cond_by_loop(x, z, W, b, sigma2):
+    """One row at a time, the mean as an explicit sum over latent coordinates."""
+    rows = []
+    for n in range(x.shape[0]):
+        mean = b + sum(W[:, j] * z[n, j] for j in range(W.shape[1]))
+        rows.append(-0.5 * (x.shape[1] * (LOG_2PI + math.log(sigma2)) + ((x[n] - mean) ** 2).sum() / sigma2))
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("fn", [vc.linear_conditional_log_prob, cond_by_normal, cond_by_mvn, cond_as_in_the_chapter,
+                                cond_by_loop], ids=lambda f: f.__name__)
+def test_conditional_log_prob_accepts_correct_answers(fn):
+    assert_accepts("conditional_log_prob", fn)
 
 
 def _cond(mean_fn=lambda z, W, b: z @ W.T + b, c2pi=1.0, half=0.5, var=lambda s: s, logvar=lambda s: math.log(s),
           reduce=lambda t: t.sum(-1), sign=1.0):
     def f(x, z, W, b, sigma2):
-        per = -half * (c2pi * math.log(2 * math.pi) + logvar(sigma2) + (x - mean_fn(z, W, b)) ** 2 / var(sigma2))
+        per = -half * (c2pi * LOG_2PI + logvar(sigma2) + (x - mean_fn(z, W, b)) ** 2 / var(sigma2))
         return sign * reduce(per)
     return f
 
 
-COND_MISTAKES = {
-    "missing 2pi": (_cond(c2pi=0.0), "2*pi"),
-    "missing 1/2": (_cond(half=1.0), "1/2"),
-    "sigma2 as std": (_cond(var=lambda s: s * s, logvar=lambda s: 2 * math.log(s)), "standard deviation"),
-    "missing log-variance": (_cond(logvar=lambda s: 0.0), "log-variance"),
-    "b sign": (_cond(mean_fn=lambda z, W, b: z @ W.T - b), "sign of the offset"),
-    "missing b": (_cond(mean_fn=lambda z, W, b: z @ W.T), "offset b seems to be missing"),
-    "mean over dims": (_cond(reduce=lambda t: t.mean(-1)), "sum over its dimensions"),
-    "sign flip": (_cond(sign=-1.0), "sign is flipped"),
-    "summed over the batch": (_cond(reduce=lambda t: t.sum()), "shape (5,)"),
-    "W transposed wrongly": (_cond(mean_fn=lambda z, W, b: (z @ W.T).flip(-1) + b), "wrong value"),
+COND_HINTED = {
+    "single_number": (_cond(reduce=lambda t: t.sum()), "do not sum or average over the rows"),
+    "not_summed": (_cond(reduce=lambda t: t), "over the d data dimensions (the last axis)"),
+    "missing_log_2pi": (_cond(c2pi=0.0), "2*pi constant is missing"),
+    "missing_half": (_cond(half=1.0), "the factor 1/2 is missing"),
+    "sigma2_as_std": (_cond(var=lambda s: s * s, logvar=lambda s: 2 * math.log(s)), "used as a standard deviation"),
+    "times_sigma2": (_cond(var=lambda s: 1 / s), "multiplied by sigma2"),
+    "missing_log_sigma2": (_cond(logvar=lambda s: 0.0), "log-variance term is missing"),
+    "offset_sign": (_cond(mean_fn=lambda z, W, b: z @ W.T - b), "the offset b was subtracted"),
+    "offset_missing": (_cond(mean_fn=lambda z, W, b: z @ W.T), "the offset b was left out"),
+    "mean_over_dims": (_cond(reduce=lambda t: t.mean(-1)), "the data dimensions were averaged"),
+    "sign_flip": (_cond(sign=-1.0), "you returned -log p(x | z)"),
 }
 
 
-def _mc_alt(x, z, W, b, sigma2):  # correct: shift by the max by hand
-    ll = MultivariateNormal(z @ W.T + b, covariance_matrix=sigma2 * torch.eye(x.shape[1], dtype=x.dtype)).log_prob(x)
+@pytest.mark.parametrize("key", COND_HINTED)
+def test_conditional_log_prob_gives_the_hint_of_each_mistake(key):
+    fn, phrase = COND_HINTED[key]
+    assert_hint("conditional_log_prob", HINTS["conditional_log_prob"], key, fn, phrase)
+
+
+def test_every_conditional_hint_has_a_mistake_that_triggers_it():
+    assert set(COND_HINTED) == set(HINTS["conditional_log_prob"])
+
+
+COND_OTHER = {
+    "detached": (lambda *a: cond_by_normal(*a).detach(), "carries no gradient"),
+    "float64 output for float32 input": (lambda *a: cond_by_normal(*a).double(), "should have dtype torch.float32"),
+    "W used untransposed on the latent side": (_cond(mean_fn=lambda z, W, b: (z @ W.T).flip(-1) + b), "wrong value"),
+    "returns a list": (lambda *a: cond_by_normal(*a).tolist(), "should be a torch.Tensor"),
+    "stub": (stub, "not implemented yet"),
+    "crash": (lambda x, z, W, b, s: z @ W + b, "raised RuntimeError"),
+    "wrong only at the chapter's size (k = 16)": (lambda x, z, W, b, s: cond_by_normal(x, z, W, b, s)
+                                                  * (1.001 if W.shape[1] >= 16 else 1), "z (10, 16)"),
+    "wrong only in float32": (lambda x, z, W, b, s: cond_by_normal(x, z, W, b, s)
+                              + (0.1 if x.dtype == torch.float32 else 0), "784 pixels in float32"),
+}
+
+
+@pytest.mark.parametrize("name", COND_OTHER)
+def test_conditional_log_prob_rejects_other_wrong_answers(name):
+    fn, words = COND_OTHER[name]
+    assert "Hint" not in assert_rejects("conditional_log_prob", fn, words)
+
+
+def mc_by_shift(x, z, W, b, sigma2):  # correct: shift by the max by hand
+    ll = cond_by_normal(x, z, W, b, sigma2)
     m = ll.max(0).values
     return m + torch.log(torch.exp(ll - m).mean(0))
 
 
-def _ll(x, z, W, b, sigma2):
-    return vc.linear_conditional_log_prob(x, z, W, b, sigma2)
+def mc_as_in_the_chapter(x, z, W, b, sigma2):
+    log_lik = vc.linear_conditional_log_prob(x, z, W, b, sigma2)
+    return torch.logsumexp(log_lik, dim=0) - math.log(z.shape[0])
 
 
-MC_MISTAKES = {
-    "no logsumexp": (lambda *a: torch.log(torch.exp(_ll(*a)).mean(0)), "logsumexp"),
-    "mean of logs": (lambda *a: _ll(*a).mean(0), "averaged the log-densities"),
-    "forgot log S": (lambda *a: torch.logsumexp(_ll(*a), 0), "log S"),
-    "sign flip": (lambda *a: -(torch.logsumexp(_ll(*a), 0) - math.log(a[1].shape[0])), "sign is flipped"),
-    "logsumexp of minus": (lambda *a: torch.logsumexp(-_ll(*a), 0) - math.log(a[1].shape[0]), "minus the log-densities"),
-    "max only": (lambda *a: _ll(*a).max(0).values, "largest log-density"),
-    "wrong dim": (lambda *a: torch.logsumexp(_ll(*a), 1) - math.log(a[1].shape[1]), "shape"),
-    "log N instead of log S": (lambda *a: torch.logsumexp(_ll(*a), 0) - math.log(a[1].shape[1]), "subtracted log N"),
-    "returns a float": (lambda *a: float(vc.naive_mc_log_prob(*a)[0]), "torch.Tensor"),
-}
+def mc_by_loop(x, z, W, b, sigma2):
+    """One row at a time, a running log-sum-exp over the draws."""
+    out = []
+    for n in range(x.shape[0]):
+        acc = torch.tensor(-math.inf, dtype=x.dtype)
+        for s in range(z.shape[0]):
+            acc = torch.logaddexp(acc, cond_by_normal(x[n:n + 1], z[s, n:n + 1], W, b, sigma2)[0])
+        out.append(acc - math.log(z.shape[0]))
+    return torch.stack(out)
 
 
-def test_chapter_2_exercises_are_registered():
-    ex = known_exercises()
-    assert ex["conditional_log_prob"].chapter == "02_latent_variable_models"
-    assert ex["conditional_log_prob"].reference is vc.linear_conditional_log_prob
-    assert ex["naive_mc_log_prob"].reference is vc.naive_mc_log_prob
-
-
-@pytest.mark.parametrize("fn", [vc.linear_conditional_log_prob, _cond_alt, _cond()])
-def test_conditional_log_prob_accepts_correct_answers(fn):
-    assert_accepts("conditional_log_prob", fn)
-
-
-@pytest.mark.parametrize("fn", [vc.naive_mc_log_prob, _mc_alt])
+@pytest.mark.parametrize("fn", [vc.naive_mc_log_prob, mc_by_shift, mc_as_in_the_chapter,
+                                lambda *a: vc.log_mean_exp(cond_by_normal(*a), dim=0)], ids=str)
 def test_naive_mc_log_prob_accepts_correct_answers(fn):
     assert_accepts("naive_mc_log_prob", fn)
 
 
-@pytest.mark.parametrize("name", list(COND_MISTAKES))
-def test_conditional_log_prob_rejects_common_mistakes(name):
-    fn, words = COND_MISTAKES[name]
-    assert_rejects("conditional_log_prob", fn, words)
+def test_naive_mc_log_prob_accepts_a_plain_loop():
+    assert_accepts("naive_mc_log_prob", mc_by_loop)
 
 
-@pytest.mark.parametrize("name", list(MC_MISTAKES))
-def test_naive_mc_log_prob_rejects_common_mistakes(name):
-    fn, words = MC_MISTAKES[name]
-    assert_rejects("naive_mc_log_prob", fn, words)
+def _ll(x, z, W, b, sigma2):
+    return cond_by_normal(x, z, W, b, sigma2)  # (S, N)
+
+
+def _underflow_guard_only(*a):
+    """Shifts by the max only when it is negative: survives underflow, not overflow."""
+    ll = _ll(*a)
+    shift = ll.max(0).values.clamp(max=0.0)
+    return shift + torch.log(torch.exp(ll - shift).mean(0))
+
+
+MC_HINTED = {
+    "single_number": (lambda *a: mc_by_shift(*a).mean(), "do not average over the rows"),
+    "wrong_dim": (lambda *a: torch.logsumexp(_ll(*a), 1) - math.log(a[1].shape[1]), "the average ran over the rows"),
+    "underflow": (lambda *a: torch.log(torch.exp(_ll(*a)).mean(0)), "underflowed to 0, so the log gave -inf"),
+    "overflow": (_underflow_guard_only, "overflowed to inf"),
+    "jensen": (lambda *a: _ll(*a).mean(0), "averaged the log-densities"),
+    "missing_log_s": (lambda *a: torch.logsumexp(_ll(*a), 0), "too large by exactly log S"),
+    "log_n": (lambda *a: torch.logsumexp(_ll(*a), 0) - math.log(a[1].shape[1]), "you subtracted log N"),
+    "sign_flip": (lambda *a: -mc_by_shift(*a), "not minus it"),
+    "logsumexp_of_minus": (lambda *a: torch.logsumexp(-_ll(*a), 0) - math.log(a[1].shape[0]),
+                           "logsumexp of minus the log-densities"),
+    "max_only": (lambda *a: _ll(*a).max(0).values, "largest log-density alone"),
+}
+
+
+@pytest.mark.parametrize("key", MC_HINTED)
+def test_naive_mc_log_prob_gives_the_hint_of_each_mistake(key):
+    fn, phrase = MC_HINTED[key]
+    assert_hint("naive_mc_log_prob", HINTS["naive_mc_log_prob"], key, fn, phrase)
+
+
+def test_every_naive_mc_hint_has_a_mistake_that_triggers_it():
+    assert set(MC_HINTED) == set(HINTS["naive_mc_log_prob"])
+
+
+MC_OTHER = {
+    "returns a float": (lambda *a: float(mc_by_shift(*a)[0]), "should be a torch.Tensor"),
+    "float64 output for float32 input": (lambda *a: mc_by_shift(*a).double(), "should have dtype torch.float32"),
+    "S + 1 in the average": (lambda *a: torch.logsumexp(_ll(*a), 0) - math.log(a[1].shape[0] + 1), "wrong value"),
+    "stub": (stub, "not implemented yet"),
+    "crash": (lambda *a: 1 / 0, "ZeroDivisionError"),
+    "wrong only at k = 16": (lambda *a: mc_by_shift(*a) * (1.001 if a[1].shape[-1] == 16 else 1),
+                             "z (1000, 5, 16)"),
+    "wrong only at k = 32": (lambda *a: mc_by_shift(*a) * (1.001 if a[1].shape[-1] == 32 else 1),
+                             "z (1000, 5, 32)"),
+}
+
+
+@pytest.mark.parametrize("name", MC_OTHER)
+def test_naive_mc_log_prob_rejects_other_wrong_answers(name):
+    fn, words = MC_OTHER[name]
+    assert "Hint" not in assert_rejects("naive_mc_log_prob", fn, words)
+
+
+def test_chapter_2_exercises_are_registered():
+    ex = known_exercises()
+    assert ex["conditional_log_prob"].chapter == ex["naive_mc_log_prob"].chapter == "02_latent_variable_models"
+    assert ex["conditional_log_prob"].reference is vc.linear_conditional_log_prob
+    assert ex["naive_mc_log_prob"].reference is vc.naive_mc_log_prob
 
 
 def test_checker_survives_a_crashing_answer():
@@ -126,6 +232,26 @@ def test_toy_model_numbers(glued):
     assert glued["ch2_cov_error"] < 0.1
 
 
+def _grid_log_prob_by_loop(x, W, b, s2, K, z_max=5.0):
+    """The chapter's finite mixture over a grid of K latent values, weights proportional to the prior, by a loop."""
+    zs = [-z_max + 2 * z_max * j / (K - 1) for j in range(K)]
+    prior = [math.exp(-0.5 * z * z) for z in zs]
+    total = 0.0
+    for z, w in zip(zs, prior):
+        sq = sum((x[i] - (W[i][0] * z + b[i])) ** 2 for i in range(len(x)))
+        total += w / sum(prior) * math.exp(-0.5 * (len(x) * math.log(2 * math.pi * s2) + sq / s2))
+    return math.log(total)
+
+
+def test_grid_mixture_errors(glued):
+    W, b, s2 = _toy()
+    x = [1.0, 0.5]
+    exact = MultivariateNormal(b, W @ W.T + s2 * torch.eye(2, dtype=F64)).log_prob(torch.tensor(x, dtype=F64)).item()
+    for K in (3, 100):
+        err = abs(exact - _grid_log_prob_by_loop(x, W.tolist(), b.tolist(), s2, K))
+        assert glued[f"ch2_grid_err_{K}"] == pytest.approx(err, rel=1e-6, abs=1e-12), K
+
+
 def test_toy_estimates(glued):
     # recompute the chapter's toy experiment: x from generator 0, prior draws from generator 1
     W, b, s2 = _toy()
@@ -149,11 +275,23 @@ def test_toy_estimates(glued):
     assert abs(glued["ch2_toy_err_1000"]) < 3 * glued["ch2_toy_se_1000"] < 0.05
 
 
+def _sample_x(model, n, gen):
+    """x from the model's ancestral sampler (the data, not what is tested), whether or not it also returns z."""
+    out = model.sample(n, generator=gen)
+    return out[0] if isinstance(out, tuple) else out
+
+
+def _naive_mc_by_torch(x, W, b, s2, S, gen):
+    """One naive Monte Carlo estimate per row of x from S fresh prior draws, with torch.distributions."""
+    z = torch.randn(S, x.shape[0], W.shape[1], generator=gen, dtype=F64)
+    return torch.logsumexp(Normal(z @ W.T + b, math.sqrt(s2)).log_prob(x).sum(-1), 0) - math.log(S)
+
+
 def _experiment(k):
     """The chapter's experiment for one latent dimension, recomputed from the seeds, with torch.distributions."""
     gen = vc.make_generator(100 + k)
     m = vc.random_linear_gaussian(k, 32, sigma2=0.25, generator=gen)
-    x = m.sample(20, generator=gen)
+    x = _sample_x(m, 20, gen)
     C = m.W @ m.W.T + 0.25 * torch.eye(32, dtype=F64)
     exact = MultivariateNormal(m.b, C).log_prob(x)
     est = []
@@ -177,11 +315,25 @@ def _experiment(k):
 @pytest.mark.parametrize("k", [1, 4, 16, 32])
 def test_latent_dimension_experiment_matches_independent_computation(glued, k):
     ref = _experiment(k)
+    assert glued["ch2_num_x"] == 20  # the 20 data points each estimate is averaged over
     assert glued[f"ch2_err_k{k}"] == pytest.approx(ref["err"], rel=1e-6, abs=1e-8)
     assert glued[f"ch2_spread_k{k}"] == pytest.approx(ref["spread"], rel=1e-6)
     assert glued[f"ch2_postsd_k{k}"] == pytest.approx(ref["post_sd"], rel=1e-8)
     assert glued[f"ch2_log10vol_k{k}"] == pytest.approx(ref["log10_volume"], rel=1e-8)
     assert glued[f"ch2_log10draws_k{k}"] == pytest.approx(ref["log10_draws"], rel=1e-6)
+
+
+def test_error_against_the_number_of_draws_at_k16(glued):
+    """The chapter's k = 16 curve: five estimates per budget S, draws continuing from generator 216."""
+    gen = vc.make_generator(116)
+    m = vc.random_linear_gaussian(16, 32, sigma2=0.25, generator=gen)
+    x = _sample_x(m, 20, gen)
+    exact = MultivariateNormal(m.b, m.W @ m.W.T + 0.25 * torch.eye(32, dtype=F64)).log_prob(x)
+    gen = vc.make_generator(216)
+    errors = {S: (exact - torch.stack([_naive_mc_by_torch(x, m.W, m.b, 0.25, S, gen) for _ in range(5)])).mean().item()
+              for S in (10, 100, 1000, 10000)}
+    assert glued["ch2_k16_err_S10"] == pytest.approx(errors[10], rel=1e-6)
+    assert glued["ch2_k16_err_S10000"] == pytest.approx(errors[10000], rel=1e-6)
 
 
 def test_error_and_cost_grow_with_latent_dimension(glued):

@@ -1,8 +1,10 @@
 """Chapter 3: its exercise checks reject the common mistakes, and its glued numbers are right.
 
-The glued numbers are compared with independent computations: eigenvalues from NumPy,
-log-likelihoods from `torch.distributions.MultivariateNormal` on the full covariance, factor
-analysis from a separate data-based EM written here, principal angles from NumPy's SVD.
+The checks: every hint a checker can emit is triggered by a hand-made wrong answer and named by
+a phrase of its own; correct answers written other ways pass. The glued numbers are compared
+with independent computations: eigenvalues from NumPy, log-likelihoods from
+`torch.distributions.MultivariateNormal` on the full covariance, factor analysis from a separate
+data-based EM written here, principal angles from NumPy's SVD.
 """
 from __future__ import annotations
 
@@ -11,11 +13,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from exercise_contract import assert_accepts, assert_rejects
+from exercise_contract import assert_accepts, assert_hint, assert_rejects, stub
 from notebook_utils import ROOT
 from torch.distributions import MultivariateNormal
 
 import vae_course as vc
+from vae_course.teaching.exercises.ch03 import HINTS
 
 CHAPTER = ROOT / "book" / "03_linear_models.ipynb"
 F64 = torch.float64
@@ -44,45 +47,104 @@ def ll_explicit_inverse(x, W, mu, s2):
     return -0.5 * (W.shape[0] * LOG_2PI + torch.logdet(C) + quad)
 
 
-def _parts(x, W, mu, s2):
-    C = _cov(W, s2)
+def ll_as_in_the_chapter(x, W, mu, sigma2):
+    d, k = W.shape
+    sigma2 = torch.as_tensor(sigma2, dtype=W.dtype)
+    M = W.T @ W + sigma2 * torch.eye(k, dtype=W.dtype)
     xc = x - mu
-    return W.shape[0] * LOG_2PI, torch.logdet(C), (xc @ torch.linalg.inv(C) * xc).sum(1)
+    proj = xc @ W
+    quad = ((xc**2).sum(1) - ((proj @ torch.linalg.inv(M)) * proj).sum(1)) / sigma2
+    logdet = (d - k) * torch.log(sigma2) + torch.logdet(M)
+    return -0.5 * (d * math.log(2 * math.pi) + logdet + quad)
 
 
-LL_MISTAKES = {
-    "missing log-determinant": (lambda x, W, mu, s2: -0.5 * (lambda c, l, q: c + q)(*_parts(x, W, mu, s2)),
-                                "log-determinant"),
-    "ignores W": (lambda x, W, mu, s2: MultivariateNormal(mu, s2 * torch.eye(W.shape[0], dtype=F64)).log_prob(x),
-                  "ignores W"),
-    "average over examples": (lambda x, W, mu, s2: ll_naive(x, W, mu, s2).mean(), "for each example"),
-    "sum over examples": (lambda x, W, mu, s2: ll_naive(x, W, mu, s2).sum(), "for each example"),
-    "average broadcast": (lambda x, W, mu, s2: ll_naive(x, W, mu, s2).mean().expand(x.shape[0]),
-                          "same value"),
-    "missing 2 pi": (lambda x, W, mu, s2: -0.5 * (lambda c, l, q: l + q)(*_parts(x, W, mu, s2)), "2π"),
-    "sign flip": (lambda x, W, mu, s2: -ll_naive(x, W, mu, s2), "sign is flipped"),
-    "missing 1/2": (lambda x, W, mu, s2: -sum(_parts(x, W, mu, s2)), "1/2"),
-    "sigma2 as std": (lambda x, W, mu, s2: ll_naive(x, W, mu, s2 ** 2), "standard deviation"),
-    "not centred": (lambda x, W, mu, s2: ll_naive(x, W, torch.zeros_like(mu), s2), "wrong value of log p(x)"),
-    "float32 output": (lambda x, W, mu, s2: ll_naive(x, W, mu, s2).float(), "dtype"),
-    "per-dimension values": (lambda x, W, mu, s2: x * 0 + ll_naive(x, W, mu, s2)[:, None], "shape"),
-}
+def ll_by_eigenvalues(x, W, mu, s2):
+    """Through the eigenvalues of W Wᵀ + sigma2 I: the k from W's singular values, d - k equal to sigma2."""
+    U, S, _ = torch.linalg.svd(W, full_matrices=False)
+    lam = S**2 + s2
+    xc = x - mu
+    proj = xc @ U
+    quad = (proj**2 / lam).sum(1) + ((xc**2).sum(1) - (proj**2).sum(1)) / s2
+    logdet = torch.log(lam).sum() + (W.shape[0] - W.shape[1]) * torch.log(torch.as_tensor(s2, dtype=F64))
+    return -0.5 * (W.shape[0] * LOG_2PI + logdet + quad)
 
 
-@pytest.mark.parametrize("fn", [vc.ppca_log_likelihood, ll_naive, ll_explicit_inverse], ids=str)
+@pytest.mark.parametrize("fn", [vc.ppca_log_likelihood, ll_naive, ll_explicit_inverse, ll_as_in_the_chapter,
+                                ll_by_eigenvalues], ids=lambda f: f.__name__)
 def test_ppca_log_likelihood_check_passes_correct_answers(fn):
     assert_accepts("ppca_log_likelihood", fn)
 
 
-@pytest.mark.parametrize("mistake", LL_MISTAKES, ids=str)
-def test_ppca_log_likelihood_check_names_each_mistake(mistake):
-    fn, words = LL_MISTAKES[mistake]
-    assert_rejects("ppca_log_likelihood", fn, words, hidden=("### BEGIN", "logdet(M)"))
+def _parts(x, W, mu, s2):
+    """(d log 2π, log|C|, the quadratic forms, log|M|, log sigma2, k) by the d x d covariance."""
+    C = _cov(W, s2)
+    xc = x - mu
+    d, k = W.shape
+    logdet_M = torch.logdet(W.T @ W + s2 * torch.eye(k, dtype=F64))
+    return d * LOG_2PI, torch.logdet(C), (xc @ torch.linalg.inv(C) * xc).sum(1), logdet_M, torch.log(s2), d, k
 
 
-def test_ppca_log_likelihood_check_survives_a_crashing_answer():
-    result = check("ppca_log_likelihood", lambda x, W, mu, s2: x @ W.T)
-    assert not result.passed and "raised RuntimeError" in result.message
+def _ll(combine):
+    return lambda x, W, mu, s2: combine(*_parts(x, W, mu, s2))
+
+
+def _woodbury_quad(x, W, mu, s2):
+    xc = x - mu
+    proj = xc @ W
+    return (xc**2).sum(1) - ((proj @ torch.linalg.inv(W.T @ W + s2 * torch.eye(W.shape[1], dtype=F64))) * proj).sum(1)
+
+
+LL_HINTED = {
+    "single_number": (lambda x, W, mu, s2: ll_naive(x, W, mu, s2).mean(), "not the average or sum over examples"),
+    "sign_flip": (lambda x, W, mu, s2: -ll_naive(x, W, mu, s2), "the sign is flipped"),
+    "missing_log_2pi": (_ll(lambda c, ld, q, *_: -0.5 * (ld + q)), "normalising constant is missing"),
+    "missing_logdet": (_ll(lambda c, ld, q, *_: -0.5 * (c + q)), "-1/2 log|W Wᵀ + sigma2 I| is missing"),
+    "d_log_sigma2": (_ll(lambda c, ld, q, ldm, ls, d, k: -0.5 * (c + d * ls + ldm + q)), "the power of sigma2 is d - k"),
+    "missing_sigma2_power": (_ll(lambda c, ld, q, ldm, ls, d, k: -0.5 * (c + ldm + q)), "is only log|M|"),
+    "quad_not_divided": (lambda x, W, mu, s2: -0.5 * (W.shape[0] * LOG_2PI + torch.logdet(_cov(W, s2))
+                                                      + _woodbury_quad(x, W, mu, s2)), "not divided by sigma2"),
+    "W_ignored": (lambda x, W, mu, s2: MultivariateNormal(mu, s2 * torch.eye(W.shape[0], dtype=F64)).log_prob(x),
+                  "ignores W"),
+    "missing_half": (_ll(lambda c, ld, q, *_: -(c + ld + q)), "the factor 1/2 is missing"),
+    "sigma2_as_std": (lambda x, W, mu, s2: ll_naive(x, W, mu, s2 ** 2), "used as a standard deviation"),
+    "not_centred": (lambda x, W, mu, s2: ll_naive(x, W, torch.zeros_like(mu), s2), "x was not centred"),
+    "same_value": (lambda x, W, mu, s2: ll_naive(x, W, mu, s2).mean().expand(x.shape[0]), "the same value"),
+    "sum_repeated": (lambda x, W, mu, s2: ll_naive(x, W, mu, s2).sum().expand(x.shape[0]),
+                     "the sum of log p over all examples"),
+}
+
+
+@pytest.mark.parametrize("key", LL_HINTED)
+def test_ppca_log_likelihood_check_gives_the_hint_of_each_mistake(key):
+    fn, phrase = LL_HINTED[key]
+    assert_hint("ppca_log_likelihood", HINTS["ppca_log_likelihood"], key, fn, phrase)
+
+
+def test_every_ppca_log_likelihood_hint_has_a_mistake_that_triggers_it():
+    assert set(LL_HINTED) == set(HINTS["ppca_log_likelihood"])
+
+
+def test_the_d_log_sigma2_mistake_gets_its_own_hint_not_the_missing_logdet_one():
+    message = assert_rejects("ppca_log_likelihood", LL_HINTED["d_log_sigma2"][0], "matrix determinant lemma")
+    assert "is missing" not in message and "(d - k)" in message
+
+
+LL_OTHER = {
+    "detached": (lambda *a: ll_naive(*a).detach(), "carries no gradient"),
+    "float32 output": (lambda *a: ll_naive(*a).float(), "should have dtype torch.float64"),
+    "per-dimension values": (lambda x, W, mu, s2: x * 0 + ll_naive(x, W, mu, s2)[:, None], "should have shape (5,)"),
+    "off by 0.01 nats": (lambda *a: ll_naive(*a) + 0.01, "wrong value of log p(x)"),
+    "stub": (stub, "not implemented yet"),
+    "crash": (lambda x, W, mu, s2: x @ W.T, "raised RuntimeError"),
+    "wrong only at 784 pixels": (lambda x, W, mu, s2: ll_naive(x, W, mu, s2) + (1e-3 if x.shape[1] == 784 else 0),
+                                 "for x of shape (6, 784), W of shape (784, 20)"),
+}
+
+
+@pytest.mark.parametrize("name", LL_OTHER)
+def test_ppca_log_likelihood_check_rejects_other_wrong_answers(name):
+    fn, words = LL_OTHER[name]
+    assert "Hint" not in assert_rejects("ppca_log_likelihood", fn, words)
 
 
 # --- exercise: ppca_posterior ----------------------------------------------------------------------
@@ -93,40 +155,86 @@ def posterior_by_conditioning(x, W, mu, s2):
     return (x - mu) @ K, torch.eye(W.shape[1], dtype=F64) - W.T @ K
 
 
+def posterior_by_precision(x, W, mu, s2):
+    """Precision I + Wᵀ W / sigma2; mean = cov Wᵀ (x - mu) / sigma2."""
+    cov = torch.linalg.inv(torch.eye(W.shape[1], dtype=F64) + W.T @ W / s2)
+    return (x - mu) @ W @ cov / s2, cov
+
+
+def posterior_as_in_the_chapter(x, W, mu, sigma2):
+    k = W.shape[1]
+    M = W.T @ W + sigma2 * torch.eye(k, dtype=W.dtype)
+    M_inv = torch.linalg.inv(M)
+    return (x - mu) @ W @ M_inv, sigma2 * M_inv
+
+
 def _M(W, s2):
     return W.T @ W + s2 * torch.eye(W.shape[1], dtype=F64)
 
 
-POST_MISTAKES = {
-    "cov missing sigma2": (lambda x, W, mu, s2: ((x - mu) @ W @ torch.linalg.inv(_M(W, s2)), torch.linalg.inv(_M(W, s2))),
-                           "missing the factor sigma2"),
-    "mean not centred": (lambda x, W, mu, s2: (x @ W @ torch.linalg.inv(_M(W, s2)), s2 * torch.linalg.inv(_M(W, s2))),
-                         "does not subtract mu"),
-    "mean missing M^-1": (lambda x, W, mu, s2: ((x - mu) @ W, s2 * torch.linalg.inv(_M(W, s2))), "missing M^{-1}"),
-    "PCA projection": (lambda x, W, mu, s2: ((x - mu) @ W @ torch.linalg.inv(W.T @ W), s2 * torch.linalg.inv(_M(W, s2))),
-                       "PCA projection"),
-    "precision instead of covariance": (lambda x, W, mu, s2: (posterior_by_conditioning(x, W, mu, s2)[0], _M(W, s2) / s2),
-                                        "precision"),
-    "one covariance per example": (lambda x, W, mu, s2: (posterior_by_conditioning(x, W, mu, s2)[0],
-                                                         posterior_by_conditioning(x, W, mu, s2)[1].expand(x.shape[0], -1, -1)),
-                                   "same for every example"),
-    "mean only": (lambda x, W, mu, s2: posterior_by_conditioning(x, W, mu, s2)[0], "pair (mean, cov)"),
-    "transposed mean": (lambda x, W, mu, s2: (posterior_by_conditioning(x, W, mu, s2)[0].T,
-                                              posterior_by_conditioning(x, W, mu, s2)[1]), "shape"),
-    "prior covariance": (lambda x, W, mu, s2: (posterior_by_conditioning(x, W, mu, s2)[0], torch.eye(W.shape[1], dtype=F64)),
-                         "wrong value of the posterior covariance"),
-}
+def _with_cov(cov_fn):
+    return lambda x, W, mu, s2: (posterior_by_conditioning(x, W, mu, s2)[0], cov_fn(W, s2))
 
 
-@pytest.mark.parametrize("fn", [vc.ppca_posterior, posterior_by_conditioning], ids=str)
+def _with_mean(mean_fn):
+    return lambda x, W, mu, s2: (mean_fn(x, W, mu, s2), posterior_by_conditioning(x, W, mu, s2)[1])
+
+
+@pytest.mark.parametrize("fn", [vc.ppca_posterior, posterior_by_conditioning, posterior_by_precision,
+                                posterior_as_in_the_chapter], ids=lambda f: f.__name__)
 def test_ppca_posterior_check_passes_correct_answers(fn):
     assert_accepts("ppca_posterior", fn)
 
 
-@pytest.mark.parametrize("mistake", POST_MISTAKES, ids=str)
-def test_ppca_posterior_check_names_each_mistake(mistake):
-    fn, words = POST_MISTAKES[mistake]
-    assert_rejects("ppca_posterior", fn, words)
+POST_HINTED = {
+    "not_pair": (lambda *a: posterior_by_conditioning(*a)[0], "return a pair (mean, cov)"),
+    "cov_per_example": (lambda x, W, mu, s2: (posterior_by_conditioning(x, W, mu, s2)[0],
+                                              posterior_by_conditioning(x, W, mu, s2)[1].expand(x.shape[0], -1, -1)),
+                        "the same for every example"),
+    "cov_data_space": (_with_cov(lambda W, s2: s2 * W @ torch.linalg.inv(_M(W, s2)) @ W.T), "not (d, d)"),
+    "mean_not_centred": (_with_mean(lambda x, W, mu, s2: x @ W @ torch.linalg.inv(_M(W, s2))), "does not subtract b"),
+    "mean_missing_M_inv": (_with_mean(lambda x, W, mu, s2: (x - mu) @ W), "the mean is missing M^{-1}"),
+    "mean_over_sigma2": (_with_mean(lambda x, W, mu, s2: (x - mu) @ W / s2), "/ sigma2 without M^{-1}"),
+    "mean_pca_projection": (_with_mean(lambda x, W, mu, s2: (x - mu) @ W @ torch.linalg.inv(W.T @ W)),
+                            "the PCA projection"),
+    "M_without_sigma2": (_with_mean(lambda x, W, mu, s2: (x - mu) @ W @ torch.linalg.inv(W.T @ W + torch.eye(
+        W.shape[1], dtype=F64))), "must be scaled by sigma2"),
+    "cov_missing_sigma2": (_with_cov(lambda W, s2: torch.linalg.inv(_M(W, s2))), "missing the factor sigma2"),
+    "cov_pca": (_with_cov(lambda W, s2: s2 * torch.linalg.inv(W.T @ W)), "sigma2 (Wᵀ W)^{-1}, not"),
+    "cov_precision": (_with_cov(lambda W, s2: _M(W, s2) / s2), "the posterior precision"),
+    "cov_prior": (_with_cov(lambda W, s2: torch.eye(W.shape[1], dtype=F64)), "the prior covariance I"),
+    "cov_M_without_sigma2": (_with_cov(lambda W, s2: s2 * torch.linalg.inv(W.T @ W + torch.eye(W.shape[1], dtype=F64))),
+                             "the covariance uses Wᵀ W + I"),
+}
+
+
+@pytest.mark.parametrize("key", POST_HINTED)
+def test_ppca_posterior_check_gives_the_hint_of_each_mistake(key):
+    fn, phrase = POST_HINTED[key]
+    assert_hint("ppca_posterior", HINTS["ppca_posterior"], key, fn, phrase)
+
+
+def test_every_ppca_posterior_hint_has_a_mistake_that_triggers_it():
+    assert set(POST_HINTED) == set(HINTS["ppca_posterior"])
+
+
+POST_OTHER = {
+    "transposed mean": (lambda *a: (posterior_by_conditioning(*a)[0].T, posterior_by_conditioning(*a)[1]),
+                        "the posterior mean should have shape (5, 3), got (3, 5)"),
+    "float32 covariance": (lambda *a: (posterior_by_conditioning(*a)[0], posterior_by_conditioning(*a)[1].float()),
+                           "the posterior covariance should have dtype torch.float64"),
+    "cov with the wrong sign": (_with_cov(lambda W, s2: -s2 * torch.linalg.inv(_M(W, s2))),
+                                "wrong value of the posterior covariance"),
+    "stub": (stub, "not implemented yet"),
+    "wrong only at 784 pixels": (_with_mean(lambda x, W, mu, s2: posterior_by_conditioning(x, W, mu, s2)[0]
+                                            * (1.001 if x.shape[1] == 784 else 1)), "W of shape (784, 20)"),
+}
+
+
+@pytest.mark.parametrize("name", POST_OTHER)
+def test_ppca_posterior_check_rejects_other_wrong_answers(name):
+    fn, words = POST_OTHER[name]
+    assert "Hint" not in assert_rejects("ppca_posterior", fn, words)
 
 
 def test_chapter_3_exercises_are_registered():
@@ -199,6 +307,8 @@ def test_ppca_numbers(glued, data, eig):
 
 
 def test_reconstructions_and_samples(glued, data, eig):
+    """The reconstructions are recomputed independently; the samples are this chapter's one wiring check
+    (the package's W, whose eigenvector signs are a convention, with the chapter's seed)."""
     X, Xt, _ = data
     k = glued["k_ppca"]
     mu, W, s2 = ppca_from_numpy(X, eig, k)
@@ -350,10 +460,11 @@ def test_factor_analysis_beats_ppca_on_heteroscedastic_noise(glued):
     assert glued["toy_angle_ppca"] == pytest.approx(_angle_deg(W_ppca, W_true), rel=1e-6)
     ll_ppca = mvn_mean_ll(test, train.mean(0), W_ppca @ W_ppca.T + s2 * torch.eye(10, dtype=F64))
     assert glued["toy_ll_ppca"] == pytest.approx(ll_ppca, rel=1e-8)
-    fa = vc.fit_factor_analysis(train, 2, steps=200)
-    assert glued["toy_angle_fa"] == pytest.approx(_angle_deg(fa.W, W_true), rel=1e-6)
-    assert glued["toy_ll_fa"] == pytest.approx(mvn_mean_ll(test, fa.b, fa.W @ fa.W.T + torch.diag(fa.psi)), rel=1e-8)
-    assert glued["toy_psi0_fa"] == pytest.approx(fa.psi[0].item(), rel=1e-8)
+    # factor analysis by the data-based EM above, from the same PPCA start (200 steps, the default floor 1e-3)
+    mu_fa, W_fa, psi_fa = fa_by_data_em(train, 2, 200, 1e-3, (lam, V))
+    assert glued["toy_angle_fa"] == pytest.approx(_angle_deg(W_fa, W_true), rel=1e-6)
+    assert glued["toy_ll_fa"] == pytest.approx(mvn_mean_ll(test, mu_fa, W_fa @ W_fa.T + torch.diag(psi_fa)), rel=1e-8)
+    assert glued["toy_psi0_fa"] == pytest.approx(psi_fa[0].item(), rel=1e-6)
     assert glued["toy_psi_true0"] == 6.0
     assert glued["toy_angle_fa"] < 5 < 30 < glued["toy_angle_ppca"]
     assert glued["toy_ll_fa"] > glued["toy_ll_ppca"]
@@ -361,6 +472,7 @@ def test_factor_analysis_beats_ppca_on_heteroscedastic_noise(glued):
 
 def test_linear_autoencoder_finds_the_pca_subspace(glued, eig):
     k = glued["k_ae"]
+    assert (k, glued["ae_steps"]) == (10, 500)
     assert glued["ae_pca_loss"] == pytest.approx(eig[0][k:].sum().item(), rel=1e-9)
     # the trained loss cannot beat the PCA minimum, and it gets within a tiny margin of it
     assert glued["ae_pca_loss"] - 1e-9 <= glued["ae_loss"] <= glued["ae_pca_loss"] + 1e-3

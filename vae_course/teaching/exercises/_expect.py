@@ -8,6 +8,8 @@ its own wording, so a message says exactly which mistake was recognised.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from ._core import Failure, expect_close
@@ -25,17 +27,19 @@ def hinted(hints: dict[str, str], key: str, problem: str) -> Failure:
     return Failure(f"{problem} Hint: {hints[key]}")
 
 
-def expect_value(out: torch.Tensor, expected: torch.Tensor, mistakes: dict[str, torch.Tensor],
-                 hints: dict[str, str], *, where: str, name: str = "the result",
+def expect_value(out: torch.Tensor, expected: torch.Tensor,
+                 mistakes: dict[str, torch.Tensor] | Callable[[], dict[str, torch.Tensor]], hints: dict[str, str],
+                 *, where: str, name: str = "the result",
                  rtol: float = 1e-4, atol: float = 1e-5) -> None:
     """Pass if `out` matches `expected`; otherwise fail, naming the first known mistake `out` reproduces.
 
-    `mistakes` maps a key of `hints` to the value that mistake gives on the same inputs.
-    Without a recognised mistake the failure shows a few expected and obtained values.
+    `mistakes` maps a key of `hints` to the value that mistake gives on the same inputs (or is a
+    function returning that dict, called only when `out` is wrong). Without a recognised mistake
+    the failure shows a few expected and obtained values.
     """
     if same(out, expected, rtol=rtol, atol=atol):
         return
-    for key, wrong in mistakes.items():
+    for key, wrong in (mistakes() if callable(mistakes) else mistakes).items():
         if same(out, wrong, rtol=rtol, atol=atol):
             raise hinted(hints, key, f"wrong value of {name} {where}.")
     expect_close(out, expected, where=where, rtol=rtol, atol=atol, name=name)

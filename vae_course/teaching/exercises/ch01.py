@@ -16,6 +16,7 @@ without showing the reference code.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 from torch.distributions import Categorical, MixtureSameFamily, Normal
@@ -142,7 +143,7 @@ def check_gaussian_log_prob(answer):
                                                  f"example, but it is a single number {where}.")
         expect_not_infinite(out, hints, where=where, below="product_of_densities", above="product_of_densities")
         expect_tensor(out, shape=(n,), dtype=x.dtype, where=where)
-        expect_value(out, _gaussian_expected(x, mu, logvar), _gaussian_mistakes(x, mu, logvar), hints,
+        expect_value(out, _gaussian_expected(x, mu, logvar), partial(_gaussian_mistakes, x, mu, logvar), hints,
                      where=where, rtol=1e-4, atol=1e-4)
     x, mu, logvar = first
     mu_g, logvar_g = mu.clone().requires_grad_(), logvar.clone().requires_grad_()
@@ -213,7 +214,7 @@ def check_mixture_log_prob(answer):
                                                  f"log-density per example, but it is a single number {where}.")
         expect_not_infinite(out, hints, where=where, below="underflow")
         expect_tensor(out, shape=tuple(x.shape), dtype=x.dtype, where=where)
-        expect_value(out, _mixture_expected(x, w, m, lv), _mixture_mistakes(x, w, m, lv), hints,
+        expect_value(out, _mixture_expected(x, w, m, lv), partial(_mixture_mistakes, x, w, m, lv), hints,
                      where=where, rtol=1e-4, atol=1e-4)
     x, w, m, lv = first
     mu_g = m.clone().requires_grad_()

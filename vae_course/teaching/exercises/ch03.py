@@ -11,6 +11,7 @@ value per example, a sign flip, ...) the message names it (the dicts `HINTS`).
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 from torch.distributions import MultivariateNormal
@@ -37,11 +38,11 @@ HINTS: dict[str, dict[str, str]] = {
                                 "so (d - k) log(sigma2) must be added.",
         "quad_not_divided": "the quadratic form was not divided by sigma2: "
                             "vᵀ C^{-1} v = (vᵀ v - vᵀ W M^{-1} Wᵀ v) / sigma2.",
-        "W_ignored": "the result ignores W: it is the density of the isotropic N(mu, sigma2 I), but the "
+        "W_ignored": "the result ignores W: it is the density of the isotropic N(b, sigma2 I), but the "
                      "covariance is W Wᵀ + sigma2 I.",
         "missing_half": "the factor 1/2 is missing: the log-density is -1/2 (d log 2π + log|C| + squared distance).",
         "sigma2_as_std": "sigma2 is a variance, but it was used as a standard deviation (squared again).",
-        "not_centred": "x was not centred: the squared distance is that of x - mu.",
+        "not_centred": "x was not centred: the squared distance is that of x - b.",
         "same_value": "every example got the same value (an average over examples?): return log p(x_n) for "
                       "each row separately.",
         "sum_repeated": "every example got the sum of log p over all examples: return log p(x_n) for each row.",
@@ -51,11 +52,11 @@ HINTS: dict[str, dict[str, str]] = {
         "cov_per_example": "the posterior covariance is the same for every example: return one (k, k) matrix, "
                            "not one per example.",
         "cov_data_space": "the posterior covariance lives in the latent space: shape (k, k), not (d, d).",
-        "mean_not_centred": "the mean does not subtract mu: the posterior mean depends on x - mu.",
-        "mean_missing_M_inv": "the mean is missing M^{-1}: it should be M^{-1} Wᵀ (x - mu) with "
+        "mean_not_centred": "the mean does not subtract b: the posterior mean depends on x - b.",
+        "mean_missing_M_inv": "the mean is missing M^{-1}: it should be M^{-1} Wᵀ (x - b) with "
                               "M = Wᵀ W + sigma2 I.",
-        "mean_over_sigma2": "the mean is Wᵀ (x - mu) / sigma2 without M^{-1}.",
-        "mean_pca_projection": "the mean uses (Wᵀ W)^{-1} Wᵀ (x - mu), the sigma2 -> 0 limit (the PCA "
+        "mean_over_sigma2": "the mean is Wᵀ (x - b) / sigma2 without M^{-1}.",
+        "mean_pca_projection": "the mean uses (Wᵀ W)^{-1} Wᵀ (x - b), the sigma2 -> 0 limit (the PCA "
                                "projection), not the posterior.",
         "M_without_sigma2": "M is Wᵀ W + sigma2 I: the identity added to Wᵀ W must be scaled by sigma2.",
         "cov_missing_sigma2": "the covariance is missing the factor sigma2: it is sigma2 M^{-1}, not M^{-1}.",
@@ -68,16 +69,16 @@ HINTS: dict[str, dict[str, str]] = {
 
 
 def _problem(seed: int, n: int, d: int, k: int, sigma2: float, w_scale: float = 1.0, pixels: bool = False):
-    """A random PPCA problem (x, W, mu, sigma2) in float64; sigma2 is a 0-d tensor."""
+    """A random PPCA problem (x, W, b, sigma2) in float64; sigma2 is a 0-d tensor."""
     g = torch.Generator().manual_seed(seed)
     W = w_scale * torch.randn(d, k, generator=g, dtype=F64)
     if pixels:  # grey images in [0, 1] and their mean image
         x = torch.rand(n, d, generator=g, dtype=F64) ** 3
-        mu = x.mean(0) * 0.8
+        b = x.mean(0) * 0.8
     else:
-        mu = torch.randn(d, generator=g, dtype=F64)
-        x = mu + 1.5 * torch.randn(n, d, generator=g, dtype=F64)
-    return x, W, mu, torch.tensor(sigma2, dtype=F64)
+        b = torch.randn(d, generator=g, dtype=F64)
+        x = b + 1.5 * torch.randn(n, d, generator=g, dtype=F64)
+    return x, W, b, torch.tensor(sigma2, dtype=F64)
 
 
 def _cases():
@@ -94,17 +95,17 @@ def _eye(n: int) -> torch.Tensor:
     return torch.eye(n, dtype=F64)
 
 
-def _mvn(x, mu, cov) -> torch.Tensor:
-    return MultivariateNormal(mu, covariance_matrix=cov).log_prob(x)
+def _mvn(x, b, cov) -> torch.Tensor:
+    return MultivariateNormal(b, covariance_matrix=cov).log_prob(x)
 
 
 # --- exercise: ppca_log_likelihood ----------------------------------------------------------------
 
-def _ll_mistakes(x, W, mu, sigma2, ref) -> dict[str, torch.Tensor]:
+def _ll_mistakes(x, W, b, sigma2, ref) -> dict[str, torch.Tensor]:
     d, k = W.shape
     C = W @ W.T + sigma2 * _eye(d)
     logdet = torch.logdet(C)
-    xc = x - mu
+    xc = x - b
     quad = (xc @ torch.linalg.inv(C) * xc).sum(1)
     log_s2 = torch.log(sigma2)
     return {
@@ -114,10 +115,10 @@ def _ll_mistakes(x, W, mu, sigma2, ref) -> dict[str, torch.Tensor]:
         "d_log_sigma2": ref - 0.5 * k * log_s2,
         "missing_sigma2_power": ref + 0.5 * (d - k) * log_s2,
         "quad_not_divided": -0.5 * (d * LOG_2PI + logdet + quad * sigma2),
-        "W_ignored": _mvn(x, mu, sigma2 * _eye(d)),
+        "W_ignored": _mvn(x, b, sigma2 * _eye(d)),
         "missing_half": 2 * ref,
-        "sigma2_as_std": _mvn(x, mu, W @ W.T + sigma2 ** 2 * _eye(d)),
-        "not_centred": _mvn(x, torch.zeros_like(mu), C),
+        "sigma2_as_std": _mvn(x, b, W @ W.T + sigma2 ** 2 * _eye(d)),
+        "not_centred": _mvn(x, torch.zeros_like(b), C),
         "same_value": ref.mean().expand(x.shape[0]),
         "sum_repeated": ref.sum().expand(x.shape[0]),
     }
@@ -126,22 +127,22 @@ def _ll_mistakes(x, W, mu, sigma2, ref) -> dict[str, torch.Tensor]:
 @register("ppca_log_likelihood", chapter=CHAPTER, reference=ppca_log_likelihood)
 def check_ppca_log_likelihood(answer):
     hints = HINTS["ppca_log_likelihood"]
-    for x, W, mu, sigma2 in _cases():
+    for x, W, b, sigma2 in _cases():
         n, d = x.shape
         where = _where(x, W, sigma2)
-        out = call(answer, x, W, mu, sigma2, where=where)
+        out = call(answer, x, W, b, sigma2, where=where)
         if isinstance(out, torch.Tensor) and out.numel() == 1:
             raise hinted(hints, "single_number", f"you returned one number ({where}).")
         out = expect_tensor(out, shape=(n,), dtype=F64, where=where)
-        ref = _mvn(x, mu, W @ W.T + sigma2 * _eye(d))
-        expect_value(out, ref, _ll_mistakes(x, W, mu, sigma2, ref), hints, where=where, name="log p(x)",
+        ref = _mvn(x, b, W @ W.T + sigma2 * _eye(d))
+        expect_value(out, ref, partial(_ll_mistakes, x, W, b, sigma2, ref), hints, where=where, name="log p(x)",
                      rtol=1e-7, atol=1e-6)
-    x, W, mu, sigma2 = next(iter(_cases()))
-    W_g, mu_g = W.clone().requires_grad_(), mu.clone().requires_grad_()
-    where = "for x of shape (5, 6) with W and mu requiring gradients"
-    out = call(answer, x, W_g, mu_g, sigma2, where=where)
-    expect_grad(out, {"W": W_g, "mu": mu_g}, where=where)
-    return "matches the exact log N(x | mu, W Wᵀ + sigma2 I) for every example, in nats, up to 784 pixels"
+    x, W, b, sigma2 = next(iter(_cases()))
+    W_g, b_g = W.clone().requires_grad_(), b.clone().requires_grad_()
+    where = "for x of shape (5, 6) with W and b requiring gradients"
+    out = call(answer, x, W_g, b_g, sigma2, where=where)
+    expect_grad(out, {"W": W_g, "b": b_g}, where=where)
+    return "matches the exact log N(x | b, W Wᵀ + sigma2 I) for every example, in nats, up to 784 pixels"
 
 
 # --- exercise: ppca_posterior ----------------------------------------------------------------------
@@ -149,10 +150,10 @@ def check_ppca_log_likelihood(answer):
 @register("ppca_posterior", chapter=CHAPTER, reference=ppca_posterior)
 def check_ppca_posterior(answer):
     hints = HINTS["ppca_posterior"]
-    for x, W, mu, sigma2 in _cases():
+    for x, W, b, sigma2 in _cases():
         (n, d), k = x.shape, W.shape[1]
         where = _where(x, W, sigma2)
-        out = call(answer, x, W, mu, sigma2, where=where)
+        out = call(answer, x, W, b, sigma2, where=where)
         if not isinstance(out, (tuple, list)) or len(out) != 2:
             got = type(out).__name__ + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else "")
             raise hinted(hints, "not_pair", f"got {got} ({where}).")
@@ -166,17 +167,17 @@ def check_ppca_posterior(answer):
         # Bayes' rule for the jointly Gaussian (z, x), through C^{-1}: independent of the reference's M.
         C = W @ W.T + sigma2 * _eye(d)
         gain = torch.linalg.solve(C, W).T  # (k, d) = Wᵀ C^{-1}
-        ref_mean = (x - mu) @ gain.T
+        ref_mean = (x - b) @ gain.T
         ref_cov = _eye(k) - gain @ W
         M = W.T @ W + sigma2 * _eye(k)
         M_inv = torch.linalg.inv(M)
         M1_inv = torch.linalg.inv(W.T @ W + _eye(k))
         mean_mistakes = {
             "mean_not_centred": x @ W @ M_inv,
-            "mean_missing_M_inv": (x - mu) @ W,
-            "mean_over_sigma2": (x - mu) @ W / sigma2,
-            "mean_pca_projection": (x - mu) @ W @ torch.linalg.inv(W.T @ W),
-            "M_without_sigma2": (x - mu) @ W @ M1_inv,
+            "mean_missing_M_inv": (x - b) @ W,
+            "mean_over_sigma2": (x - b) @ W / sigma2,
+            "mean_pca_projection": (x - b) @ W @ torch.linalg.inv(W.T @ W),
+            "M_without_sigma2": (x - b) @ W @ M1_inv,
         }
         expect_value(mean, ref_mean, mean_mistakes, hints, where=where, name="the posterior mean",
                      rtol=1e-6, atol=1e-8)
