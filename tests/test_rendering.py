@@ -301,3 +301,72 @@ def test_site_evaluates_inline_expressions_and_hides_the_glue_cell(tmp_path):
     text = re.sub(r"<[^>]+>", "", html)
     assert "The value is 1234.57 over 4,000 points (2000)." in text
     assert "computed" in text and "vc.glue" not in html and "x_value = " not in text
+
+
+# --- JupyterLab itself: jupyterlab-myst evaluates the prose's numbers in a real browser ---------------------
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_jupyterlab_myst_shows_the_numbers_after_running(tmp_path):
+    """Open a converted chapter in JupyterLab (headless Chromium), run it, read the rendered prose.
+
+    jupyterlab-myst evaluates a Markdown cell's {eval} roles when the cell runs, but it shows the
+    results only from the cell's second run (jupyter-book/jupyterlab-myst#289, open): after one
+    "Run All" the expressions show as code, after a second the numbers. The preface says so.
+    """
+    import shutil
+    import subprocess
+    import time
+    import urllib.request
+
+    pytest.importorskip("jupyterlab_myst")
+    playwright = pytest.importorskip("playwright.sync_api")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no Chromium on this machine")
+    nbformat.write(hide_glue.convert(_demo_chapter()), tmp_path / "demo.ipynb")
+    port, token = _free_port(), "rendering-test"
+    log = open(tmp_path / "lab.log", "w")
+    lab = subprocess.Popen([sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}",
+                            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}",
+                            "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+                           stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                time.sleep(1)
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{port}/lab/tree/demo.ipynb?token={token}", timeout=180_000)
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=180_000)
+            prose = page.locator(".jp-MarkdownCell").nth(1)
+            time.sleep(3)
+            dialogs = []
+            for _ in range(3):  # first-run notices (news, kernel choice): record and accept them
+                if page.locator(".jp-Dialog").count() == 0:
+                    break
+                dialogs.append(page.locator(".jp-Dialog").first.inner_text())
+                page.locator(".jp-Dialog .jp-mod-accept").first.click()
+                time.sleep(1)
+            for _ in range(2):
+                page.click("text=Run", timeout=30_000)
+                page.click("text=Run All Cells", timeout=30_000)
+                page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=180_000)
+                time.sleep(3)
+            text = prose.inner_text()
+            browser.close()
+    finally:
+        lab.terminate()
+        lab.wait(timeout=60)
+        log.close()
+    assert "The value is 1234.57 over 4,000 points (2000)." in text, (text, dialogs)
