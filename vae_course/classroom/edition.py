@@ -416,6 +416,17 @@ def _quotes_numbers(nb) -> bool:
     return any(re.search(r"\{(?:eval|glue[\w:]*)\}`", c.source) for c in nb.cells if c.cell_type == "markdown")
 
 
+def _all_values(paths: list[Path]) -> dict[Path, dict[str, str]]:
+    """`chapter_values` of each chapter, the chapters running side by side (one kernel each)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not paths:
+        return {}
+    with ThreadPoolExecutor(max_workers=max(1, min(len(paths), os.cpu_count() or 1))) as pool:
+        return dict(zip(paths, pool.map(chapter_values, paths)))
+
+
 def write_student_edition(outdir: str | Path, book: str | Path | None = None,
                           force: bool = False, run: bool = True) -> list[Path]:
     """Write the student edition of every chapter into `outdir`; return the files written.
@@ -430,7 +441,8 @@ def write_student_edition(outdir: str | Path, book: str | Path | None = None,
     titles = {p.stem: _title(nb, p.stem) for p, nb in zip(sources, chapters)}
     for path, nb in zip(sources, chapters):  # marker errors surface before anything executes
         student_notebook(nb, path.name, titles)
-    values = [chapter_values(p) if run and _quotes_numbers(nb) else {} for p, nb in zip(sources, chapters)]
+    values = _all_values([p for p, nb in zip(sources, chapters) if run and _quotes_numbers(nb)])
+    values = [values.get(p, {}) for p in sources]
     editions = [student_notebook(nb, p.name, titles, v) for p, nb, v in zip(sources, chapters, values)]
     out.mkdir(parents=True, exist_ok=True)
     written = []
