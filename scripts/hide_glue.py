@@ -104,6 +104,10 @@ def split_glue(source: str) -> tuple[str, list[str]]:
             drop.update(span)
     if not moved:
         return source, []
+    rest = [node for node in tree.body if not _only_glues(node)]
+    if rest and isinstance(rest[-1], ast.Expr) and not isinstance(rest[-1].value, ast.Call) and \
+            rest[-1].lineno - 1 < max(drop):
+        return source, []  # moving the glue would make a bare expression the cell's last, displayed line
     kept = [line for i, line in enumerate(lines) if i not in drop]
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip("\n")
     return text, moved

@@ -280,6 +280,8 @@ def test_hide_glue_moves_the_bookkeeping_and_is_idempotent():
     merged = hide_glue.convert(nb)
     assert len(merged.cells) == 4 and "vc.glue('late', 7)" in merged.cells[2].source
     assert 'f"{late = }"' in merged.cells[2].source and "vc.glue" not in merged.cells[1].source
+    # A cell whose display would change (a bare expression would become its last line) is left alone.
+    assert hide_glue.split_glue('x = 1\nx\nvc.glue("a", x)') == ('x = 1\nx\nvc.glue("a", x)', [])
 
 
 def test_site_evaluates_inline_expressions_and_hides_the_glue_cell(tmp_path):
