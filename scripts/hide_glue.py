@@ -21,6 +21,11 @@ For each notebook, in place (idempotent: running it twice changes nothing the se
 
 After merging a branch that edited chapters (new `vc.glue` lines or `{glue:text}` roles), run the
 script again on the chapters; it only touches what is not converted yet, plus the prints.
+
+One rule the script cannot apply for you: the prose may quote a number only after the cell that
+glues it. Inline execution (the website) and JupyterLab evaluate `{eval}` in reading order, and a
+Colab reader needs the printed value above the text. `tests/test_rendering.py` and the strict
+site build fail on a number quoted too early; move the sentence, or the computation, up.
 """
 from __future__ import annotations
 
