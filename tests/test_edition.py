@@ -91,9 +91,21 @@ def test_written_solution_is_left_out():
     assert "42" not in out and "left out" in out
 
 
-def test_glue_text_role_names_the_value():
-    out = to_plain_markdown("the gap is {glue:text}`gap:.2f` nats and {glue}`n`")
-    assert out == "the gap is `gap` nats and `n`"
+def test_quoted_numbers_become_their_formatted_values():
+    values = {"gap": "0.123456", "n": "2000", "tiny": "np.float64(1.5e-07)"}
+    src = ('the gap is {eval}`f"{gap:.2f}"` nats over {eval}`f"{n:,d}"` points ({eval}`n`), '
+           '{glue:text}`gap:.3f` and {eval}`f"{tiny:.1e}"`')
+    assert to_plain_markdown(src, values=values) == "the gap is 0.12 nats over 2,000 points (2000), 0.123 and 1.5e-07"
+
+
+def test_quoted_numbers_without_values_point_at_the_printed_value():
+    out = to_plain_markdown('the gap is {eval}`f"{gap:.2f}"` nats and {glue}`n`')
+    assert out == "the gap is (the value of `gap` printed above) nats and (the value of `n` printed above)"
+
+
+def test_eval_role_with_an_arbitrary_expression_is_an_error():
+    with pytest.raises(EditionError, match=r"\{eval\} role must hold a name.*'x \+ 1'"):
+        to_plain_markdown("{eval}`x + 1`", values={"x": "1"})
 
 
 @pytest.mark.parametrize("src, expected", [
@@ -187,7 +199,11 @@ def test_write_student_edition(tmp_path):
     out = tmp_path / "student"
     written = write_student_edition(out, book=book)
     assert [p.name for p in written] == ["01_demo.ipynb"] and sorted(os.listdir(out)) == ["01_demo.ipynb"]
-    assert nbformat.read(written[0], as_version=4).cells[0].metadata["tags"] == [edition.STUDENT_TAG]
+    student = nbformat.read(written[0], as_version=4)
+    assert student.cells[0].metadata["tags"] == [edition.STUDENT_TAG]
+    # The demo glues 1.5 ** 2 = 2.25 and the prose quotes it with two decimals.
+    prose = "\n".join(c.source for c in student.cells if c.cell_type == "markdown")
+    assert "The value is 2.25 (a plain number)." in prose
     source = (book / "book" / "01_demo.ipynb").read_text()
     assert "### BEGIN SOLUTION" in source  # the chapter itself is untouched
 
@@ -198,8 +214,8 @@ def test_refuses_non_empty_outdir_unless_forced(tmp_path):
     out.mkdir()
     (out / "mine.txt").write_text("keep me")
     with pytest.raises(EditionError, match="not empty.*--force"):
-        write_student_edition(out, book=book)
-    write_student_edition(out, book=book, force=True)
+        write_student_edition(out, book=book, run=False)
+    write_student_edition(out, book=book, force=True, run=False)
     assert (out / "mine.txt").read_text() == "keep me" and (out / "01_demo.ipynb").is_file()
 
 
@@ -244,7 +260,8 @@ def test_toc_files_resolve_suffixes(tmp_path):
 # --- the real chapters --------------------------------------------------------------------------------
 
 def test_real_chapters_have_a_student_edition(tmp_path):
-    written = write_student_edition(tmp_path / "student")
+    # Without running the chapters (fast); tests/test_rendering.py checks the edition with its numbers.
+    written = write_student_edition(tmp_path / "student", run=False)
     chapters = edition.chapter_notebooks(REPO)
     assert [p.name for p in written] == [p.name for p in chapters] and chapters
     for chapter, student in zip(chapters, written):
@@ -278,8 +295,8 @@ def test_cli_force_and_refusals(tmp_path, monkeypatch, capsys):
 
     book = make_book(tmp_path / "repo")
     monkeypatch.chdir(tmp_path)
-    assert main(["student-edition", "out", "--book", str(book)]) == 0
-    assert main(["student-edition", "out", "--book", str(book), "--force"]) == 0
+    assert main(["student-edition", "out", "--book", str(book), "--no-run"]) == 0
+    assert main(["student-edition", "out", "--book", str(book), "--force", "--no-run"]) == 0
     assert main(["student-edition", str(book / "book"), "--book", str(book), "--force"]) == 2
     monkeypatch.chdir(REPO)
     assert main(["student-edition", "book", "--force"]) == 2  # the real chapters, default book root

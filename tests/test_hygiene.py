@@ -31,7 +31,10 @@ _NUMBER = re.compile(r"(?<![\w.])(?:\d+(?:\.\d+)?\s*%|[-−+]?\d+(?:\.\d+)+)(?![
 # Version numbers are not claims: licences, languages and tools.
 _VERSION = re.compile(r"\b(?:CC[ -]BY(?:-[A-Z]{2})*|[Vv]ersion|v|Python|PyTorch|torch|NumPy|numpy|"
                       r"Jupyter Book|jupyter-book|Apache|GPL)\s*\d+(?:\.\d+)*")
-_GLUE_USE = re.compile(r"\{glue(?::\w*)?\}`([^`:]+)(?::[^`]*)?`|^\s*(?:`{3,}|:{3,})\{glue(?::\w+)?\}\s*(\S+)", re.M)
+# A glued name shown in the prose: `{glue:text}` roles and directives, and the inline expressions
+# ({eval}`name`, {eval}`f"{name:.2f}"`) that the chapters use (scripts/hide_glue.py).
+_GLUE_USE = re.compile(r"\{glue(?::\w*)?\}`([^`:]+)(?::[^`]*)?`|^\s*(?:`{3,}|:{3,})\{glue(?::\w+)?\}\s*(\S+)"
+                       r"|\{eval\}`(?:f\"\{)?([A-Za-z_]\w*)", re.M)
 _GLUE_CALL = re.compile(r"\bglue\(\s*(f?)([\"'])(.+?)\2")
 
 
@@ -69,7 +72,7 @@ def glue_problems(nb, name: str = "notebook", read_by_tests: str = "") -> list[s
 
     A glued name is read when the text shows it or a test quotes it (`read_by_tests`: test sources).
     """
-    used = {a or b for c in nb.cells if c.cell_type == "markdown" for a, b in _GLUE_USE.findall(c.source)}
+    used = {a or b or e for c in nb.cells if c.cell_type == "markdown" for a, b, e in _GLUE_USE.findall(c.source)}
     used = {u for u in used if "::" not in u}  # a name glued in another notebook
     quoted = set(re.findall(r"[\"']([\w.-]+)[\"']", read_by_tests))
     literal, patterns = set(), []

@@ -2,7 +2,7 @@
 
 Taught in: the preface ("The student edition" and "Checking a notebook").
 
-    python -m vae_course student-edition OUTDIR [--book ROOT] [--force]
+    python -m vae_course student-edition OUTDIR [--book ROOT] [--force] [--no-run]
     python -m vae_course check NOTEBOOK [--timeout SECONDS] [--total-timeout SECONDS] [--json]  (alias: grade)
 """
 from __future__ import annotations
@@ -18,6 +18,8 @@ def _parser() -> argparse.ArgumentParser:
     edition.add_argument("outdir", help="folder to write the student notebooks into (new or empty)")
     edition.add_argument("--book", help="folder holding _toc.yml (default: the repository of this package)")
     edition.add_argument("--force", action="store_true", help="write into a non-empty folder")
+    edition.add_argument("--no-run", action="store_true",
+                         help="do not execute the chapters; numbers in the text then point to the printed values")
     for name in ("check", "grade"):
         grade = commands.add_parser(name, help="run a copy of a student notebook and list its checks")
         grade.add_argument("notebook", help="the student's .ipynb (never modified)")
@@ -31,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
 def _student_edition(args) -> int:
     from .edition import write_student_edition
 
-    written = write_student_edition(args.outdir, book=args.book, force=args.force)
+    written = write_student_edition(args.outdir, book=args.book, force=args.force, run=not args.no_run)
     for path in written:
         print(f"wrote {path}")
     print(f"{len(written)} student notebook(s) in {args.outdir}")

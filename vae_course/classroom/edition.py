@@ -8,6 +8,13 @@ for each, a notebook in which
   becomes `# YOUR CODE HERE` and `raise NotImplementedError(...)` at the same indentation;
 - MyST-only syntax (directives such as `:::{exercise}`, roles such as `{cite}`) becomes plain
   Markdown, so the notebook reads well in Jupyter and Colab;
+- every number the prose quotes (an inline expression, MyST's ``{eval}`` role holding
+  ``f"{gap:.2f}"``, or a ``{glue:text}`` role holding ``gap:.2f``) becomes the number itself,
+  formatted as the prose asks: each
+  chapter is executed once, with its solutions, to read the values it glues (`vc.glue`). Cells
+  after an exercise use the package's reference implementation, so a student's run prints the
+  same numbers. With `run=False` nothing executes and each number becomes a pointer to the
+  value the cell above prints;
 - a short note at the top says how to work with it.
 
 Everything else (cells, tags, metadata) is kept. Cells after an exercise call the package's
@@ -15,14 +22,17 @@ reference implementation, so the student edition runs top to bottom before any e
 """
 from __future__ import annotations
 
+import ast
 import copy
 import re
+import tempfile
 from pathlib import Path
 
 import nbformat
 
 __all__ = ["EditionError", "find_book_root", "toc_files", "chapter_notebooks", "stub_solutions",
-           "count_solutions", "to_plain_markdown", "student_notebook", "write_student_edition"]
+           "count_solutions", "to_plain_markdown", "glued_values", "chapter_values", "student_notebook",
+           "write_student_edition"]
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB_MESSAGE = "Replace this line with your solution, then run the check cell below."
@@ -34,8 +44,9 @@ INTRO = """**Student edition.** This copy of the chapter leaves the exercises to
   value at a named input, a missing gradient).
 - Later cells use the course package's own implementation, so the notebook runs top to bottom before
   you solve anything.
-- Numbers in the text appear as the names the cells give them (such as `gap`); the course website shows
-  their values, and the full chapter with its solutions behind a toggle."""
+- The numbers in the text are those the chapter computes with the reference solutions; the cells print
+  them too, and your run gives the same ones. The course website shows the full chapter, with its
+  solutions behind a toggle."""
 STUDENT_TAG = "student-edition-note"
 
 
@@ -135,15 +146,18 @@ ADMONITIONS = {"note", "tip", "hint", "important", "warning", "caution", "attent
                "error", "seealso", "admonition", "dropdown", "margin", "sidebar", "topic", "epigraph"}
 
 
-def to_plain_markdown(text: str, notebooks: dict[str, str] | None = None) -> str:
+def to_plain_markdown(text: str, notebooks: dict[str, str] | None = None, values: dict[str, str] | None = None) -> str:
     """Rewrite MyST directives and roles of a markdown cell as plain Markdown.
 
     `notebooks` maps the names (without suffix) of the edition's notebooks to their titles:
-    `{doc}` links to them become Markdown links.
+    `{doc}` links to them become Markdown links. `values` maps glued names to the `text/plain`
+    form of their values (see `glued_values`): an ``{eval}`` role holding ``f"{gap:.2f}"`` and a
+    ``{glue:text}`` role holding ``gap:.2f`` become the formatted number; a name without a value becomes a
+    pointer to the value the cells above print.
     """
     lines = _convert_blocks(text.split("\n"))
     body = "\n".join(lines)
-    body = _convert_roles(body, notebooks or {})
+    body = _convert_roles(body, notebooks or {}, values or {})
     return re.sub(r"\n{3,}", "\n\n", body).strip("\n")
 
 
@@ -246,9 +260,43 @@ def _role_text(content: str) -> tuple[str, str]:
     return (m["text"], m["target"]) if m else (content.strip(), content.strip())
 
 
-def _render_role(name: str, content: str, notebooks: dict[str, str]) -> str:
+_EVAL_CONTENT = re.compile(r'^\s*(?:(?P<name>[A-Za-z_]\w*)|f"\{(?P<fname>[A-Za-z_]\w*)(?::(?P<fmt>[^"{}]*))?\}")\s*$')
+
+
+def format_value(text: str, fmt: str = "") -> str:
+    """A glued `text/plain` value formatted by a format spec, as myst-nb formats `{glue:text}`."""
+    m = re.fullmatch(r"np\.\w+\((.*)\)", text.strip())  # NumPy 2 scalars print as np.float64(1.5)
+    try:
+        value = ast.literal_eval(m.group(1) if m else text)
+    except (ValueError, SyntaxError):
+        value = text
+    if not fmt:
+        return str(value)
+    kind = fmt[-1]
+    if kind in "bcdoxX":
+        value = int(value)
+    elif kind in "eEfFgGn%":
+        value = float(value)
+    elif kind == "s":
+        value = str(value)
+    return format(value, fmt)
+
+
+def _quoted_number(name: str, fmt: str, values: dict[str, str]) -> str:
+    if name in values:
+        return format_value(values[name], fmt)
+    return f"(the value of `{name}` printed above)"
+
+
+def _render_role(name: str, content: str, notebooks: dict[str, str], values: dict[str, str]) -> str:
+    if name == "eval":
+        m = _EVAL_CONTENT.match(content)
+        if m is None:
+            raise EditionError(f"an {{eval}} role must hold a name or f\"{{name:format}}\", got {content!r}")
+        return _quoted_number(m["name"] or m["fname"], m["fmt"] or "", values)
     if name.startswith("glue"):
-        return f"`{content.split(':')[0]}`"  # the value is known only once the cells have run
+        key, _, fmt = content.partition(":")
+        return _quoted_number(key.strip(), fmt.strip(), values)
     if name.startswith("cite"):
         return "[" + "; ".join(k.strip() for k in content.split(",")) + "]"
     if name == "math":
@@ -266,10 +314,10 @@ def _render_role(name: str, content: str, notebooks: dict[str, str]) -> str:
     return text
 
 
-def _convert_roles(body: str, notebooks: dict[str, str]) -> str:
+def _convert_roles(body: str, notebooks: dict[str, str], values: dict[str, str]) -> str:
     """Rewrite roles; code spans and fenced code are left as they are."""
     def sub(m: re.Match) -> str:
-        return _render_role(m["name"], m["content"], notebooks) if m["name"] else m[0]
+        return _render_role(m["name"], m["content"], notebooks, values) if m["name"] else m[0]
     return _ROLE_OR_CODE.sub(sub, body)
 
 
@@ -281,15 +329,57 @@ def _intro_cell():
     return cell
 
 
-def student_notebook(nb, name: str = "notebook", notebooks: dict[str, str] | None = None):
-    """A copy of `nb` with stubs for solutions and plain Markdown; raises EditionError."""
+GLUE_PREFIX = "application/papermill.record/"
+
+
+def glued_values(nb) -> dict[str, str]:
+    """The values an executed notebook glued (myst-nb's `glue` outputs), as `text/plain`, by name."""
+    found = {}
+    for cell in (c for c in nb.cells if c.cell_type == "code"):
+        for out in cell.get("outputs", []):
+            record = out.get("metadata", {}).get("scrapbook")
+            if not record:
+                continue
+            prefix = record.get("mime_prefix", GLUE_PREFIX)
+            text = out.get("data", {}).get(prefix + "text/plain")
+            if text is not None:
+                found[record["name"]] = text
+    return found
+
+
+def chapter_values(path: str | Path, timeout: float = 300) -> dict[str, str]:
+    """Execute a copy of the chapter at `path` once, in a temporary folder; return `glued_values`.
+
+    Raises EditionError, naming the chapter and the failing cell, if it does not run.
+    """
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    with tempfile.TemporaryDirectory(prefix="vae-course-edition-") as folder:
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": folder}})
+        try:
+            client.execute()
+        except CellExecutionError as e:
+            raise EditionError(f"{path.name} does not run, so its numbers are unknown: {e}") from e
+    return glued_values(nb)
+
+
+def student_notebook(nb, name: str = "notebook", notebooks: dict[str, str] | None = None,
+                     values: dict[str, str] | None = None):
+    """A copy of `nb` with stubs for solutions and plain Markdown; raises EditionError.
+
+    `values` (from `chapter_values`) supplies the numbers the prose quotes.
+    """
     nb = copy.deepcopy(nb)
     cells = [_intro_cell()]
     for index, cell in enumerate(nb.cells):
         where = f"{name}, cell {index}"
         source = stub_solutions(cell.source, where, markdown=cell.cell_type == "markdown")
         if cell.cell_type == "markdown":
-            source = to_plain_markdown(source, notebooks)
+            source = to_plain_markdown(source, notebooks, values)
             if not source.strip():
                 continue  # e.g. a `{solution-end}` cell
         elif cell.cell_type == "code" and source != cell.source:
@@ -322,15 +412,38 @@ def _check_outdir(out: Path, root: Path, force: bool) -> None:
         raise EditionError(f"{out} is not empty; pass --force to write into it anyway")
 
 
+def _quotes_numbers(nb) -> bool:
+    return any(re.search(r"\{(?:eval|glue[\w:]*)\}`", c.source) for c in nb.cells if c.cell_type == "markdown")
+
+
+def _all_values(paths: list[Path]) -> dict[Path, dict[str, str]]:
+    """`chapter_values` of each chapter, the chapters running side by side (one kernel each)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not paths:
+        return {}
+    with ThreadPoolExecutor(max_workers=max(1, min(len(paths), os.cpu_count() or 1))) as pool:
+        return dict(zip(paths, pool.map(chapter_values, paths)))
+
+
 def write_student_edition(outdir: str | Path, book: str | Path | None = None,
-                          force: bool = False) -> list[Path]:
-    """Write the student edition of every chapter into `outdir`; return the files written."""
+                          force: bool = False, run: bool = True) -> list[Path]:
+    """Write the student edition of every chapter into `outdir`; return the files written.
+
+    With `run` (the default), each chapter that quotes numbers is executed once to fill them in
+    (a few seconds per chapter); `run=False` executes nothing.
+    """
     root, out = find_book_root(book), Path(outdir)
     _check_outdir(out, root, force)
     sources = chapter_notebooks(root)
     chapters = [nbformat.read(p, as_version=4) for p in sources]
     titles = {p.stem: _title(nb, p.stem) for p, nb in zip(sources, chapters)}
-    editions = [student_notebook(nb, p.name, titles) for p, nb in zip(sources, chapters)]
+    for path, nb in zip(sources, chapters):  # marker errors surface before anything executes
+        student_notebook(nb, path.name, titles)
+    values = _all_values([p for p, nb in zip(sources, chapters) if run and _quotes_numbers(nb)])
+    values = [values.get(p, {}) for p in sources]
+    editions = [student_notebook(nb, p.name, titles, v) for p, nb, v in zip(sources, chapters, values)]
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for path, nb in zip(sources, editions):  # every chapter converted before anything is written
