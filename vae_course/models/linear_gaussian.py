@@ -202,15 +202,20 @@ class LinearGaussian:
 
     # --- the posterior p(z | x) --------------------------------------------------------------
 
+    def _posterior_parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The posterior mean (N, k), the Cholesky factor L of the precision G, and A = Psi^{-1/2} W."""
+        x = self._data(x)
+        A, L = self._precision_factor()
+        r = (x - self.b) / self.psi.sqrt()
+        mean = torch.cholesky_solve((r @ A).T, L).T  # rows: (G^{-1} A^T r)^T
+        return mean, L, A
+
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The exact posterior p(z | x) = N(mean, cov): `mean` (N, k), `cov` (k, k), shared by every row.
 
         cov = G^{-1} with the precision G = I + W^T Psi^{-1} W, and mean = (x - b) Psi^{-1} W G^{-1}.
         """
-        x = self._data(x)
-        A, L = self._precision_factor()
-        r = (x - self.b) / self.psi.sqrt()
-        mean = torch.cholesky_solve((r @ A).T, L).T  # rows: (G^{-1} A^T r)^T
+        mean, L, _ = self._posterior_parts(x)
         eye = torch.eye(self.latent_dim, dtype=self.W.dtype, device=self.W.device)
         cov = torch.cholesky_solve(eye, L)
         return mean, 0.5 * (cov + cov.T)
@@ -229,8 +234,7 @@ class LinearGaussian:
         posterior precision, the minimiser of KL(q || p(z | x)) over diagonal Gaussians. (The
         diagonal of the posterior covariance G^{-1} is not: it is the forward-KL answer.)
         """
-        mean, _ = self.posterior(x)
-        A, _ = self._precision_factor()
+        mean, _, A = self._posterior_parts(x)
         precision_diag = 1.0 + (A * A).sum(0)  # diag(I + A^T A), (k,)
         return mean, (-torch.log(precision_diag)).expand_as(mean)
 
