@@ -139,7 +139,10 @@ class LinearGaussian:
         return self.W.shape[1]
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(data_dim={self.data_dim}, latent_dim={self.latent_dim}, "
+        psi = self.psi.detach()
+        lo, hi = float(psi.min()), float(psi.max())
+        noise = f"psi={lo:.4g} (isotropic)" if lo == hi else f"psi in [{lo:.4g}, {hi:.4g}]"
+        return (f"{type(self).__name__}(data_dim={self.data_dim}, latent_dim={self.latent_dim}, {noise}, "
                 f"dtype={self.W.dtype}, device={self.W.device})")
 
     # --- helpers -----------------------------------------------------------------------------
