@@ -173,8 +173,8 @@ class LinearGaussian:
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """The exact log p(x) = log N(x; b, W W^T + diag(psi)) for each row of `x` (N, d): (N,), nats.
 
-        With r = Psi^{-1/2} (x - b): the squared Mahalanobis distance is |r|^2 - |L^{-1} A^T r|^2
-        and log|C| = sum_i log psi_i + 2 sum_j log L_jj (see the module docstring).
+        With ``r = Psi^{-1/2} (x - b)``, the squared Mahalanobis distance is ``|r|^2 - |L^{-1} A^T r|^2``
+        and ``log|C| = sum_i log psi_i + 2 sum_j log L_jj`` (see the module docstring).
         """
         x = self._data(x)
         A, L = self._precision_factor()

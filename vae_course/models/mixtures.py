@@ -255,7 +255,7 @@ class GaussianMixture:
 
     @property
     def num_parameters(self) -> int:
-        """The number of free parameters: K - 1 weights, plus a mean and a variance per component and dimension."""
+        """K - 1 free weights, plus a mean and a variance per component and dimension."""
         return (self.num_components - 1) + 2 * self.mu.numel()
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
