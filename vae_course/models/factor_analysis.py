@@ -17,7 +17,7 @@ import torch
 
 from ..core.validation import check_choice, check_generator, check_int, check_positive
 from .linear_gaussian import FactorAnalysis
-from .pca import _fit_data, fit_ppca, sample_covariance
+from .pca import _check_latent_dim, _fit_data, fit_ppca, sample_covariance
 
 __all__ = ["fit_factor_analysis"]
 
@@ -61,7 +61,7 @@ def fit_factor_analysis(x: torch.Tensor, latent_dim: int, steps: int = 50,
     """
     x = _fit_data(x)
     d = x.shape[1]
-    k = check_int("latent_dim", latent_dim, low=1, high=d - 1)
+    k = _check_latent_dim(latent_dim, d)
     steps = check_int("steps", steps, low=0)
     var_floor = check_positive("var_floor", var_floor)
     check_choice("init", init, ("ppca", "random"))

@@ -139,7 +139,10 @@ class LinearGaussian:
         return self.W.shape[1]
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(data_dim={self.data_dim}, latent_dim={self.latent_dim}, "
+        psi = self.psi.detach()
+        lo, hi = float(psi.min()), float(psi.max())
+        noise = f"psi={lo:.4g} (isotropic)" if lo == hi else f"psi in [{lo:.4g}, {hi:.4g}]"
+        return (f"{type(self).__name__}(data_dim={self.data_dim}, latent_dim={self.latent_dim}, {noise}, "
                 f"dtype={self.W.dtype}, device={self.W.device})")
 
     # --- helpers -----------------------------------------------------------------------------
@@ -170,8 +173,8 @@ class LinearGaussian:
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """The exact log p(x) = log N(x; b, W W^T + diag(psi)) for each row of `x` (N, d): (N,), nats.
 
-        With r = Psi^{-1/2} (x - b): the squared Mahalanobis distance is |r|^2 - |L^{-1} A^T r|^2
-        and log|C| = sum_i log psi_i + 2 sum_j log L_jj (see the module docstring).
+        With ``r = Psi^{-1/2} (x - b)``, the squared Mahalanobis distance is ``|r|^2 - |L^{-1} A^T r|^2``
+        and ``log|C| = sum_i log psi_i + 2 sum_j log L_jj`` (see the module docstring).
         """
         x = self._data(x)
         A, L = self._precision_factor()
@@ -202,15 +205,20 @@ class LinearGaussian:
 
     # --- the posterior p(z | x) --------------------------------------------------------------
 
+    def _posterior_parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The posterior mean (N, k), the Cholesky factor L of the precision G, and A = Psi^{-1/2} W."""
+        x = self._data(x)
+        A, L = self._precision_factor()
+        r = (x - self.b) / self.psi.sqrt()
+        mean = torch.cholesky_solve((r @ A).T, L).T  # rows: (G^{-1} A^T r)^T
+        return mean, L, A
+
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The exact posterior p(z | x) = N(mean, cov): `mean` (N, k), `cov` (k, k), shared by every row.
 
         cov = G^{-1} with the precision G = I + W^T Psi^{-1} W, and mean = (x - b) Psi^{-1} W G^{-1}.
         """
-        x = self._data(x)
-        A, L = self._precision_factor()
-        r = (x - self.b) / self.psi.sqrt()
-        mean = torch.cholesky_solve((r @ A).T, L).T  # rows: (G^{-1} A^T r)^T
+        mean, L, _ = self._posterior_parts(x)
         eye = torch.eye(self.latent_dim, dtype=self.W.dtype, device=self.W.device)
         cov = torch.cholesky_solve(eye, L)
         return mean, 0.5 * (cov + cov.T)
@@ -229,8 +237,7 @@ class LinearGaussian:
         posterior precision, the minimiser of KL(q || p(z | x)) over diagonal Gaussians. (The
         diagonal of the posterior covariance G^{-1} is not: it is the forward-KL answer.)
         """
-        mean, _ = self.posterior(x)
-        A, _ = self._precision_factor()
+        mean, _, A = self._posterior_parts(x)
         precision_diag = 1.0 + (A * A).sum(0)  # diag(I + A^T A), (k,)
         return mean, (-torch.log(precision_diag)).expand_as(mean)
 

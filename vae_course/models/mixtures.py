@@ -23,8 +23,8 @@ logsumexp, the M-step is the weighted maximum likelihood of each family. EM neve
 the training log-likelihood; the `history` of a fit records it (mean over examples, nats per
 example), `history[0]` at the initialisation, before any step. Probabilities of the Bernoulli
 fits are clamped to [eps, 1 - eps] (default eps = 1e-3) so that no pixel ever costs log 0; the
-clamped M-step is the exact constrained maximiser, so EM stays monotone. Fits compute in
-float64 and return tensors in the dtype and on the device of `x`.
+clamped M-step is the exact constrained maximiser, so EM stays monotone. The EM fits compute
+in float64; every fit returns tensors in the dtype and on the device of `x`.
 """
 from __future__ import annotations
 
@@ -255,7 +255,7 @@ class GaussianMixture:
 
     @property
     def num_parameters(self) -> int:
-        """The number of free parameters: K - 1 weights, plus a mean and a variance per component and dimension."""
+        """K - 1 free weights, plus a mean and a variance per component and dimension."""
         return (self.num_components - 1) + 2 * self.mu.numel()
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:

@@ -32,6 +32,13 @@ def sample_covariance(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, xc.T @ xc / x.shape[0]
 
 
+def _check_latent_dim(latent_dim, d: int) -> int:
+    k = check_int("latent_dim", latent_dim)
+    if not 1 <= k <= d - 1:
+        raise ValueError(f"latent_dim must be between 1 and d - 1 = {d - 1} (d = {d} data dimensions), got {k}")
+    return k
+
+
 def _fix_signs(vectors: torch.Tensor) -> torch.Tensor:
     """Flip each column so that its largest-magnitude entry is positive (the course's sign convention)."""
     k = vectors.shape[1]
@@ -105,7 +112,7 @@ def fit_ppca(x: torch.Tensor, latent_dim: int) -> PPCA:
     """
     x = _fit_data(x)
     d = x.shape[1]
-    k = check_int("latent_dim", latent_dim, low=1, high=d - 1)
+    k = _check_latent_dim(latent_dim, d)
     mean, S = sample_covariance(x)
     evals, evecs = torch.linalg.eigh(S)
     evals, evecs = evals.flip(0).clamp_min(0.0), evecs.flip(1)
