@@ -60,6 +60,11 @@ from .models import (
 from .teaching import apply_style, exercises, glue, image_grid, setup, show_images, slider_explorer
 from .training import TrainConfig, train
 
+# isort: split
+# chapters 2-3, second edition: importance sampling, KL to the prior, dequantization units
+from .core import bits_per_dim, dequantization_offset
+from .inference import importance_log_prob, kl_to_standard_normal, kl_to_standard_normal_parts
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -78,4 +83,7 @@ __all__ = [
     "TrainConfig", "train",
     # teaching
     "apply_style", "exercises", "glue", "image_grid", "setup", "show_images", "slider_explorer",
+    # chapters 2-3, second edition
+    "bits_per_dim", "dequantization_offset", "importance_log_prob", "kl_to_standard_normal",
+    "kl_to_standard_normal_parts",
 ]

@@ -4,4 +4,6 @@ Imports `core` and `models`. Part II (chapters 4-7) adds variational inference, 
 amortized encoders and gradient estimators here.
 """
 
-__all__: list[str] = []
+from .importance import importance_log_prob, kl_to_standard_normal, kl_to_standard_normal_parts
+
+__all__ = ["importance_log_prob", "kl_to_standard_normal", "kl_to_standard_normal_parts"]
