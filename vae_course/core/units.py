@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from .validation import as_tensor, check_int
+from .validation import as_tensor, check_int, check_real
 
 __all__ = ["dequantization_offset", "bits_per_dim"]
 
@@ -42,4 +42,4 @@ def bits_per_dim(log_prob, num_dims: int):
     if isinstance(log_prob, torch.Tensor):
         log_prob = as_tensor("log_prob", log_prob)
         return -log_prob / (num_dims * math.log(2.0))
-    return -float(as_tensor("log_prob", log_prob)) / (num_dims * math.log(2.0))
+    return -check_real("log_prob", log_prob) / (num_dims * math.log(2.0))
