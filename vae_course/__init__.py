@@ -82,6 +82,11 @@ from .teaching import apply_style, exercises, glue, image_grid, setup, show_imag
 from .training import TrainConfig, train
 from .training.vi import fit_gaussian_q  # Part II (chapter 4)
 
+# isort: split
+# chapters 2-3, second edition: importance sampling, KL to the prior, dequantization units
+from .core import bits_per_dim, dequantization_offset
+from .inference import importance_log_prob, kl_to_standard_normal, kl_to_standard_normal_parts
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -105,4 +110,7 @@ __all__ = [
     "score_function_estimate", "elbo_estimate",
     # teaching
     "apply_style", "exercises", "glue", "image_grid", "setup", "show_images", "slider_explorer",
+    # chapters 2-3, second edition
+    "bits_per_dim", "dequantization_offset", "importance_log_prob", "kl_to_standard_normal",
+    "kl_to_standard_normal_parts",
 ]

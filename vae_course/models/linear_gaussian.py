@@ -349,8 +349,8 @@ class FactorAnalysis(LinearGaussian):
 
 def random_linear_gaussian(latent_dim: int, data_dim: int, sigma2: float = 0.1,
                            generator: torch.Generator | None = None,
-                           dtype: torch.dtype = torch.float64) -> LinearGaussian:
-    """A random isotropic `LinearGaussian` for experiments: W_ij ~ N(0, 1 / latent_dim), b_i ~ N(0, 1), psi = sigma2.
+                           dtype: torch.dtype = torch.float64) -> PPCA:
+    """A random isotropic linear-Gaussian model (a `PPCA`) for experiments: W_ij ~ N(0, 1 / latent_dim), b_i ~ N(0, 1), psi = sigma2.
 
     The 1 / latent_dim scaling gives every model the same total signal, E[diag(W W^T)] = 1 for
     any k, so models with different k produce data of the same scale and differ only in how
@@ -364,7 +364,7 @@ def random_linear_gaussian(latent_dim: int, data_dim: int, sigma2: float = 0.1,
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
     W = torch.randn(d, k, generator=generator, dtype=dtype) / math.sqrt(k)
     b = torch.randn(d, generator=generator, dtype=dtype)
-    return LinearGaussian(W, b, sigma2)
+    return PPCA(W, b, sigma2)
 
 
 # --- the functional forms: references of the chapter 2 and 3 exercises ----------------------------
