@@ -350,7 +350,9 @@ class FactorAnalysis(LinearGaussian):
 def random_linear_gaussian(latent_dim: int, data_dim: int, sigma2: float = 0.1,
                            generator: torch.Generator | None = None,
                            dtype: torch.dtype = torch.float64) -> PPCA:
-    """A random isotropic linear-Gaussian model (a `PPCA`) for experiments: W_ij ~ N(0, 1 / latent_dim), b_i ~ N(0, 1), psi = sigma2.
+    """A random isotropic linear-Gaussian model (a `PPCA`) for experiments.
+
+    W_ij ~ N(0, 1 / latent_dim), b_i ~ N(0, 1), psi = sigma2.
 
     The 1 / latent_dim scaling gives every model the same total signal, E[diag(W W^T)] = 1 for
     any k, so models with different k produce data of the same scale and differ only in how

@@ -1,6 +1,6 @@
 """Publishing computed numbers to the prose of a chapter.
 
-Taught in: the preface ("The numbers in the text"). Nothing here runs at import time.
+Taught in: the preface ("How to read a chapter"). Nothing here runs at import time.
 
 A chapter computes a number in a code cell and glues it: `vc.glue("gap", gap.item())`. The
 Markdown then quotes it with MyST's inline expression role ``{eval}`` holding ``f"{gap:.2f}"``.

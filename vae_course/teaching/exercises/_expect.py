@@ -55,3 +55,20 @@ def expect_not_infinite(out, hints: dict[str, str], *, where: str, below: str | 
         raise hinted(hints, below, f"the result contains -inf {where}.")
     if above is not None and torch.isposinf(out).any():
         raise hinted(hints, above, f"the result contains +inf {where}.")
+
+
+def conditional_variances(cov: torch.Tensor) -> torch.Tensor:
+    """Var(z_i | z_-i) = cov_ii - cov_i,-i cov_-i,-i^{-1} cov_-i,i for each i, by a plain loop, in float64.
+
+    The variances of the best diagonal Gaussian approximation (reverse KL) of N(m, cov), computed
+    without the precision matrix, so the checks of chapters 4 and 6 compare against an independent route.
+    """
+    cov = cov.to(torch.float64)
+    k = cov.shape[0]
+    out = []
+    for i in range(k):
+        rest = [j for j in range(k) if j != i]
+        c = cov[i, rest]
+        out.append(cov[i, i] - c @ torch.linalg.solve(cov[rest][:, rest], c))
+    return torch.stack(out)
+

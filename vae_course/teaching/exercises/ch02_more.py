@@ -64,7 +64,7 @@ def _close(a, b) -> bool:
 @register("importance_log_prob", chapter=CHAPTER, reference=_reference)
 def check_importance_log_prob(answer):
     cases = [
-        ("for a wide Gaussian proposal, x (4, 3), z (6, 4, 2)", 31, 4, 3, 2, 6, 0.5, "wide"),
+        ("for a wide Gaussian proposal, x (6, 3), z (7, 6, 2)", 31, 6, 3, 2, 7, 0.5, "wide"),
         ("for the prior as proposal, x (3, 5), z (8, 3, 1)", 32, 3, 5, 1, 8, 1.5, "prior"),
         ("for the exact posterior as proposal, x (5, 4), z (3, 5, 2)", 33, 5, 4, 2, 3, 0.3, "posterior"),
     ]

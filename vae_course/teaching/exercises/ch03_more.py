@@ -72,7 +72,8 @@ def check_ppca_closed_form(answer):
         x = _data(seed, n, d, k)
         out = call(answer, x, k, where=where)
         if not isinstance(out, (tuple, list)) or len(out) != 3:
-            raise Failure(f"return the triple (W, mu, sigma2), got {type(out).__name__}, {where}.")
+            raise Failure(f"return the triple (W, mu, sigma2) of torch.Tensor values, "
+                          f"got {type(out).__name__}, {where}.")
         W, mu, s2 = (_as_tensor(v, name, where) for v, name in zip(out, ("W", "mu", "sigma2")))
         if tuple(W.shape) != (d, k):
             raise Failure(f"W should have shape ({d}, {k}) (one column per latent dimension), got "
@@ -116,7 +117,7 @@ def check_ppca_closed_form(answer):
             for message, value in w_mistakes.items():
                 if np.allclose(WW, value, rtol=1e-5, atol=1e-8):
                     raise Failure(f"wrong W {where}: {message}")
-            raise Failure(f"W is wrong {where}: W W^T should equal V_k (Lambda_k - sigma2 I) V_k^T "
+            raise Failure(f"wrong value of W {where}: W W^T should equal V_k (Lambda_k - sigma2 I) V_k^T "
                           "(W itself is free up to an orthogonal k x k matrix).")
         C = torch.from_numpy(WW_ref) + float(s2_ref) * torch.eye(d, dtype=F64)
         expected = MultivariateNormal(torch.from_numpy(m_np), covariance_matrix=C).log_prob(x).mean()
@@ -142,7 +143,7 @@ def check_ppca_log_likelihood_at_scale(answer):
     yours = time.perf_counter() - start
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (x.shape[0],):
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise Failure(f"the result should be a tensor of shape ({x.shape[0]},), one log-density per row, "
+        raise Failure(f"the result should be a torch.Tensor of shape ({x.shape[0]},), one log-density per row, "
                       f"got {shape}, {where}.")
     C = W @ W.T + s2 * torch.eye(W.shape[0], dtype=F64)
     expected = MultivariateNormal(mu, covariance_matrix=C).log_prob(x)

@@ -1,6 +1,6 @@
 """Checkers for chapter 4, Variational inference.
 
-Taught in: chapter 4. Exercises:
+Written for chapter 4 (in preparation). Exercises:
 
 - `kl_normal_normal(mu_q, logvar_q, mu_p, logvar_p)`: KL(q || p) between diagonal Gaussians,
   summed over the last dimension, one value per example (nats).
@@ -21,7 +21,7 @@ from torch.distributions import Normal, kl_divergence
 from ...core import kl_normal_normal
 from ...inference import best_diagonal_gaussian
 from ._core import Failure, call, expect_grad, expect_tensor, register
-from ._expect import expect_value, hinted
+from ._expect import conditional_variances, expect_value, hinted
 
 CHAPTER = "04_variational_inference"
 F64 = torch.float64
@@ -125,18 +125,6 @@ def check_kl_normal_normal(answer):
 
 # --- exercise: best_diagonal_gaussian -----------------------------------------------------------
 
-def _conditional_variances(cov: torch.Tensor) -> torch.Tensor:
-    """Var(z_i | z_-i) = cov_ii - cov_i,-i cov_-i,-i^{-1} cov_-i,i for each i (a plain loop), float64."""
-    cov = cov.to(F64)
-    k = cov.shape[0]
-    out = []
-    for i in range(k):
-        rest = [j for j in range(k) if j != i]
-        c = cov[i, rest]
-        out.append(cov[i, i] - c @ torch.linalg.solve(cov[rest][:, rest], c))
-    return torch.stack(out)
-
-
 def _best_cases():
     g = torch.Generator().manual_seed(42)
     A = torch.randn(3, 3, generator=g, dtype=F64)
@@ -163,7 +151,7 @@ def check_best_diagonal_gaussian(answer):
         expect_value(mu, mean.to(F64), {"mean_moved": torch.zeros_like(mean, dtype=F64)}, hints, where=where,
                      name="mu", rtol=1e-6, atol=1e-6)
         expect_tensor(logvar, shape=tuple(mean.shape), dtype=mean.dtype, where=where, name="logvar")
-        var = _conditional_variances(cov).expand(mean.shape)
+        var = conditional_variances(cov).expand(mean.shape)
         marginal = torch.diagonal(cov.to(F64)).expand(mean.shape)
         mistakes = {
             "forward_kl": torch.log(marginal),

@@ -1,6 +1,6 @@
 """Checkers for chapter 6, Amortization.
 
-Taught in: chapter 6. Exercises:
+Written for chapter 6 (in preparation). Exercises:
 
 - `inference_gaps(log_px, elbo_best, elbo_encoder)`: the pair ``(approximation, amortization)``,
   each (N,) in nats: log p(x) - ELBO(best q per point), and ELBO(best q) - ELBO(encoder's q)
@@ -19,7 +19,7 @@ import torch
 
 from ...inference import inference_gaps, linear_encoder
 from ._core import Failure, call, expect_tensor, register
-from ._expect import expect_value, hinted
+from ._expect import conditional_variances, expect_value, hinted
 
 CHAPTER = "06_amortization"
 F64 = torch.float64
@@ -101,16 +101,6 @@ def _encoder_cases():
            torch.randn(9, generator=g, dtype=F64), torch.full((9,), 0.5, dtype=F64))
 
 
-def _conditional_variances(cov: torch.Tensor) -> torch.Tensor:
-    k = cov.shape[0]
-    out = []
-    for i in range(k):
-        rest = [j for j in range(k) if j != i]
-        c = cov[i, rest]
-        out.append(cov[i, i] - c @ torch.linalg.solve(cov[rest][:, rest], c))
-    return torch.stack(out)
-
-
 @register("linear_encoder", chapter=CHAPTER, reference=linear_encoder)
 def check_linear_encoder(answer):
     hints = HINTS["linear_encoder"]
@@ -129,7 +119,7 @@ def check_linear_encoder(answer):
         expect_value(bias, -gain @ b, {"bias_missing": torch.zeros(k, dtype=F64), "bias_sign": gain @ b}, hints,
                      where=where, name="bias", rtol=1e-5, atol=1e-7)
         expect_tensor(logvar, shape=(k,), dtype=W.dtype, where=where, name="logvar")
-        var = _conditional_variances(post_cov)
+        var = conditional_variances(post_cov)
         expect_value(logvar, torch.log(var), {"forward_kl_logvar": torch.log(torch.diagonal(post_cov)),
                                               "precision_not_inverted": torch.log(torch.diagonal(G))},
                      hints, where=where, name="logvar", rtol=1e-5, atol=1e-7)
