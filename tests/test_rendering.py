@@ -34,7 +34,7 @@ from myst_parser.parsers.mdit import create_md_parser
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from notebook_utils import ROOT, cached_run
 
-from vae_course.classroom.edition import chapter_notebooks, format_value, write_student_edition
+from vae_course.classroom.edition import chapter_notebooks, format_value
 
 CHAPTERS = chapter_notebooks(ROOT)
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
@@ -212,9 +212,10 @@ def test_every_quoted_number_is_printed_by_a_cell_above(path):
 # --- the student edition --------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def student_edition(tmp_path_factory):
-    out = tmp_path_factory.mktemp("student")
-    return write_student_edition(out)
+def student_edition(student_edition_run):
+    """The session's student edition (its numbers filled in from the session's chapter runs)."""
+    edition, _ = student_edition_run
+    return edition.files
 
 
 def test_student_edition_reads_cleanly_as_plain_markdown(student_edition):
@@ -227,7 +228,7 @@ def test_student_edition_reads_cleanly_as_plain_markdown(student_edition):
 
 
 def test_student_edition_quotes_the_chapters_numbers_not_their_names(student_edition):
-    """Each number is the one an independent run of the chapter glued, formatted as the prose asks."""
+    """Each number is the one the chapter glued, formatted as the prose asks, and no glued name is left."""
     for chapter, path in zip(CHAPTERS, student_edition):
         run = cached_run(chapter)
         prose = "\n".join(text for _, text in _markdown(nbformat.read(path, as_version=4)))

@@ -428,11 +428,14 @@ def _all_values(paths: list[Path]) -> dict[Path, dict[str, str]]:
 
 
 def write_student_edition(outdir: str | Path, book: str | Path | None = None,
-                          force: bool = False, run: bool = True) -> list[Path]:
+                          force: bool = False, run: bool = True,
+                          values: dict[str, dict[str, str]] | None = None) -> list[Path]:
     """Write the student edition of every chapter into `outdir`; return the files written.
 
     With `run` (the default), each chapter that quotes numbers is executed once to fill them in
-    (a few seconds per chapter); `run=False` executes nothing.
+    (a few seconds per chapter); `run=False` executes nothing. `values` maps a chapter's file
+    name without suffix (``"03_linear_models"``) to the glued values of an execution made
+    elsewhere (`glued_values` of an executed copy); those chapters are not executed again.
     """
     root, out = find_book_root(book), Path(outdir)
     _check_outdir(out, root, force)
@@ -441,8 +444,10 @@ def write_student_edition(outdir: str | Path, book: str | Path | None = None,
     titles = {p.stem: _title(nb, p.stem) for p, nb in zip(sources, chapters)}
     for path, nb in zip(sources, chapters):  # marker errors surface before anything executes
         student_notebook(nb, path.name, titles)
-    values = _all_values([p for p, nb in zip(sources, chapters) if run and _quotes_numbers(nb)])
-    values = [values.get(p, {}) for p in sources]
+    given = dict(values or {})
+    ran = _all_values([p for p, nb in zip(sources, chapters)
+                       if run and p.stem not in given and _quotes_numbers(nb)])
+    values = [given.get(p.stem, ran.get(p, {})) for p in sources]
     editions = [student_notebook(nb, p.name, titles, v) for p, nb, v in zip(sources, chapters, values)]
     out.mkdir(parents=True, exist_ok=True)
     written = []
