@@ -11,6 +11,7 @@ Part II's modules:
   the KL between full-covariance Gaussians;
 - `vi`: the per-point VI objective, the best diagonal Gaussian for a Gaussian target, the
   approximation and amortization gaps (the loop that fits q is `vae_course.training.vi`);
+- `grid`: exact posteriors and log p(x) on a grid, for models with a 1-D or 2-D latent;
 - `gradients`: score-function (REINFORCE) and pathwise estimators of d/d(mu, logvar) E_q[f(z)].
 
 Chapter 3's module: `importance`, importance sampling of log p(x) with a Gaussian proposal and the
@@ -19,6 +20,7 @@ KL from a Gaussian to the prior that sets naive Monte Carlo's cost.
 # --- Part II: the model interface, the ELBO, variational inference, gradient estimators (chapters 4-7)
 from .elbo import ELBOTerms, elbo, elbo_estimate, elbo_terms, kl_gaussian_full, linear_gaussian_elbo
 from .gradients import GradientEstimate, pathwise_gradient, score_function_estimate, score_function_gradient
+from .grid import GridPosterior, grid_posterior
 from .importance import importance_log_prob, kl_to_standard_normal, kl_to_standard_normal_parts
 from .interface import MODEL_INTERFACE, check_model
 from .vi import InferenceGaps, best_diagonal_gaussian, inference_gaps, linear_encoder, vi_loss
@@ -32,4 +34,5 @@ __all__ = [
     "MODEL_INTERFACE", "check_model", "ELBOTerms", "elbo", "elbo_terms", "elbo_estimate", "linear_gaussian_elbo",
     "kl_gaussian_full", "best_diagonal_gaussian", "vi_loss", "GradientEstimate", "score_function_gradient",
     "pathwise_gradient", "score_function_estimate", "InferenceGaps", "inference_gaps", "linear_encoder",
+    "GridPosterior", "grid_posterior",
 ]

@@ -6,6 +6,7 @@
 - `pca`: PCA, the closed-form PPCA fit, principal angles.
 - `factor_analysis`: the EM fit of factor analysis.
 - `mixtures`: a Gaussian, Gaussian and Bernoulli mixtures (one EM routine).
+- `nonlinear`: `NonlinearGaussian`, a small tanh decoder with a 1-D or 2-D latent (chapters 4 and 6).
 
 Imports only `core`.
 """
@@ -31,6 +32,7 @@ from .mixtures import (
     fit_independent_bernoulli,
     gaussian_mixture_log_prob,
 )
+from .nonlinear import NonlinearGaussian
 from .pca import PCAResult, fit_ppca, pca, principal_angles
 
 __all__ = [
@@ -39,4 +41,5 @@ __all__ = [
     "PCAResult", "pca", "fit_ppca", "principal_angles", "fit_factor_analysis",
     "DiagonalGaussian", "fit_gaussian", "GaussianMixture", "gaussian_mixture_log_prob", "fit_gaussian_mixture",
     "IndependentBernoulli", "fit_independent_bernoulli", "BernoulliMixture", "fit_bernoulli_mixture",
+    "NonlinearGaussian",
 ]
