@@ -10,7 +10,7 @@ Layers, each a folder importing only those below it (checked by the import-linte
 
 - `classroom`: student edition, grading, the command line (`python -m vae_course`)
 - `teaching`: `setup`, exercise checks, plots, widgets, glue for the prose
-- `training`: the one optimisation loop (`train`)
+- `training`: the one optimisation loop (`train`, and `fit` for models)
 - `inference`: estimators that work through the model interface
 - `models`: density models, the one linear-Gaussian model (PPCA, factor analysis), PCA
 - `core`: densities, divergences, validation, bundled data, threads and seeds
@@ -90,6 +90,12 @@ from .training.vi import fit_gaussian_q  # Part II (chapter 4)
 from .core import bits_per_dim, dequantization_offset
 from .inference import importance_log_prob, kl_to_standard_normal, kl_to_standard_normal_parts
 
+# isort: split
+# chapter 8: the VAE, its training entry point and the importance-weighted log p(x)
+from .inference import iwae_bound, iwae_log_likelihood, vae_loss
+from .models import VAE, LinearVAE
+from .training import History, fit
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -116,4 +122,6 @@ __all__ = [
     # chapters 2-3, second edition
     "bits_per_dim", "dequantization_offset", "importance_log_prob", "kl_to_standard_normal",
     "kl_to_standard_normal_parts",
+    # chapter 8: the VAE
+    "VAE", "LinearVAE", "fit", "History", "iwae_log_likelihood", "iwae_bound", "vae_loss",
 ]

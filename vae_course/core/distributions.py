@@ -33,6 +33,7 @@ __all__ = [
     "kl_normal_std_normal",
     "kl_normal_normal",
     "reparameterize",
+    "monte_carlo_elbo",
 ]
 
 LOG_2PI = math.log(2.0 * math.pi)  # log(2 pi), the constant in every Gaussian log-density
@@ -113,8 +114,12 @@ def kl_normal_std_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor
     shape = _broadcast_shape(mu=mu, logvar=logvar)
     _check_event_dim(shape, "kl_normal_std_normal")
     _check_finite("logvar", logvar)
-    per_dim = 0.5 * (mu ** 2 + torch.exp(logvar) - 1.0 - logvar)
-    return per_dim.expand(shape).sum(dim=-1)
+    return _kl_std_normal(mu, logvar)  # mu and logvar broadcast to `shape`
+
+
+def _kl_std_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """The formula of `kl_normal_std_normal`, without checks (inner loops call it after checking once)."""
+    return (0.5 * (mu ** 2 + torch.exp(logvar) - 1.0 - logvar)).sum(dim=-1)
 
 
 def kl_normal_normal(mu_q: torch.Tensor, logvar_q, mu_p, logvar_p) -> torch.Tensor:
@@ -151,6 +156,30 @@ def reparameterize(mu: torch.Tensor, logvar, generator: torch.Generator | None =
     if generator is not None and generator.device.type != mu.device.type:
         raise ValueError(f"generator must be on the device of mu ({mu.device.type}), got a generator on "
                          f"{generator.device.type}; make one with vc.make_generator(seed, device=mu.device)")
+    return _reparameterize(mu, logvar, shape, generator)
+
+
+def _reparameterize(mu: torch.Tensor, logvar: torch.Tensor, shape, generator) -> torch.Tensor:
+    """The formula of `reparameterize`, without checks: z = mu + exp(logvar / 2) eps, eps of `shape`."""
     dtype = torch.promote_types(mu.dtype, logvar.dtype)
     eps = torch.randn(shape, generator=generator, dtype=dtype, device=mu.device)
     return mu + torch.exp(0.5 * logvar) * eps
+
+
+# --- the Monte Carlo ELBO through a likelihood ---------------------------------------------------
+
+def monte_carlo_elbo(log_px_given_z, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+                     n_samples: int = 1, generator: torch.Generator | None = None):
+    """`(elbo, recon, kl)`, each (N,) in nats: the Monte Carlo ELBO for q = N(mu, diag(exp(logvar))).
+
+    ``recon`` is the mean over `n_samples` reparameterized draws z_s = mu + exp(logvar / 2) eps_s
+    (eps of shape (n_samples, N, k), drawn in one call with `generator`) of
+    ``log_px_given_z(x, z_s)``; ``kl`` is the closed-form KL(q || N(0, I)); ``elbo = recon - kl``.
+    No argument checks: this is the inner loop shared by `vae_course.elbo` (which validates its
+    arguments once) and the models' `loss` methods (chapter 8).
+    """
+    shape = torch.broadcast_shapes((n_samples, *mu.shape), logvar.shape)
+    z = _reparameterize(mu, logvar, shape, generator)  # (S, N, k)
+    recon = log_px_given_z(x, z).mean(dim=0)  # (N,): mean over the S draws
+    kl = _kl_std_normal(mu, logvar)
+    return recon - kl, recon, kl

@@ -14,15 +14,17 @@ Part II's modules:
 - `grid`: exact posteriors and log p(x) on a grid, for models with a 1-D or 2-D latent;
 - `gradients`: score-function (REINFORCE) and pathwise estimators of d/d(mu, logvar) E_q[f(z)].
 
+Chapter 8's module: `iwae`, the importance-weighted log p(x) with the encoder as proposal.
 Chapter 3's module: `importance`, importance sampling of log p(x) with a Gaussian proposal and the
 KL from a Gaussian to the prior that sets naive Monte Carlo's cost.
 """
 # --- Part II: the model interface, the ELBO, variational inference, gradient estimators (chapters 4-7)
-from .elbo import ELBOTerms, elbo, elbo_estimate, elbo_terms, kl_gaussian_full, linear_gaussian_elbo
+from .elbo import ELBOTerms, elbo, elbo_estimate, elbo_terms, kl_gaussian_full, linear_gaussian_elbo, vae_loss
 from .gradients import GradientEstimate, pathwise_gradient, score_function_estimate, score_function_gradient
 from .grid import GridPosterior, grid_posterior
 from .importance import importance_log_prob, kl_to_standard_normal, kl_to_standard_normal_parts
 from .interface import MODEL_INTERFACE, check_model
+from .iwae import iwae_bound, iwae_log_likelihood
 from .vi import InferenceGaps, best_diagonal_gaussian, inference_gaps, linear_encoder, vi_loss
 
 # --- end of Part II
@@ -35,4 +37,6 @@ __all__ = [
     "kl_gaussian_full", "best_diagonal_gaussian", "vi_loss", "GradientEstimate", "score_function_gradient",
     "pathwise_gradient", "score_function_estimate", "InferenceGaps", "inference_gaps", "linear_encoder",
     "GridPosterior", "grid_posterior",
+    # chapter 8
+    "iwae_log_likelihood", "iwae_bound", "vae_loss",
 ]

@@ -20,12 +20,13 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 
-from ..core.distributions import gaussian_log_prob, kl_normal_std_normal, reparameterize
+from ..core.distributions import gaussian_log_prob, kl_normal_std_normal, monte_carlo_elbo
 from ..core.validation import check_data, check_generator, check_int, check_tensor
 from .interface import check_encoding, check_gaussian_params, check_model
 
-__all__ = ["ELBOTerms", "elbo", "elbo_terms", "elbo_estimate", "linear_gaussian_elbo", "kl_gaussian_full"]
+__all__ = ["ELBOTerms", "elbo", "elbo_terms", "elbo_estimate", "vae_loss", "linear_gaussian_elbo", "kl_gaussian_full"]
 
 
 class ELBOTerms(NamedTuple):
@@ -53,10 +54,7 @@ def _mc_terms(model, x, mu, logvar, n_samples: int, generator) -> ELBOTerms:
 
     Draws eps of shape (n_samples, N, k) in one call with `generator`, z = mu + exp(logvar / 2) eps.
     """
-    z = reparameterize(mu.expand(n_samples, *mu.shape), logvar, generator=generator)  # (S, N, k)
-    recon = model.log_px_given_z(x, z).mean(dim=0)  # (N,): mean over the S draws
-    kl = kl_normal_std_normal(mu, logvar)
-    return ELBOTerms(recon - kl, recon, kl)
+    return ELBOTerms(*monte_carlo_elbo(model.log_px_given_z, x, mu, logvar, n_samples, generator))
 
 
 def elbo_terms(model, x: torch.Tensor, n_samples: int = 1, generator: torch.Generator | None = None,
@@ -101,6 +99,21 @@ def elbo_estimate(x: torch.Tensor, decode, mu: torch.Tensor, logvar: torch.Tenso
     z = mu + torch.exp(0.5 * logvar) * eps  # the reparameterized sample
     x_mean, x_logvar = decode(z)
     return gaussian_log_prob(x, x_mean, x_logvar) - kl_normal_std_normal(mu, logvar)
+
+
+def vae_loss(x: torch.Tensor, logits: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """The loss of a Bernoulli VAE from given pieces: a 0-d tensor, nats per example averaged over the batch.
+
+    mean_n [ BCE-with-logits(logits_n, x_n) summed over the d pixels + KL(N(mu_n, diag(exp(logvar_n))) || N(0, I)) ],
+    where `logits` (N, d) are the decoder's output at one reparameterized draw z_n ~ q(z | x_n):
+    minus the single-sample ELBO, averaged over the N rows. `x` (N, d) in [0, 1]. The reference of
+    the chapter 8 exercise `vae_loss`; `vc.VAE.loss` computes the same through the model.
+    """
+    x = check_data("x", x, unit_interval=True)
+    logits = check_tensor("logits", logits, shape=tuple(x.shape), what="(the decoder's logits, like x)")
+    mu, logvar = check_gaussian_params(mu, logvar, rows=x.shape[0])
+    recon = -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+    return (kl_normal_std_normal(mu, logvar) - recon).mean()
 
 
 def linear_gaussian_elbo(model, x: torch.Tensor, q: tuple[torch.Tensor, torch.Tensor] | None = None,

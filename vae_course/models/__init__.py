@@ -6,6 +6,7 @@
 - `pca`: PCA, the closed-form PPCA fit, principal angles.
 - `factor_analysis`: the EM fit of factor analysis.
 - `mixtures`: a Gaussian, Gaussian and Bernoulli mixtures (one EM routine).
+- `vae`: `VAE` (MLP encoder and decoder) and `LinearVAE` (its optimum is PPCA), chapter 8.
 - `nonlinear`: `NonlinearGaussian`, a small tanh decoder with a 1-D or 2-D latent (chapters 4 and 6).
 
 Imports only `core`.
@@ -34,6 +35,7 @@ from .mixtures import (
 )
 from .nonlinear import NonlinearGaussian
 from .pca import PCAResult, fit_ppca, pca, principal_angles
+from .vae import VAE, LinearVAE
 
 __all__ = [
     "LinearGaussian", "PPCA", "FactorAnalysis", "random_linear_gaussian",
@@ -41,5 +43,5 @@ __all__ = [
     "PCAResult", "pca", "fit_ppca", "principal_angles", "fit_factor_analysis",
     "DiagonalGaussian", "fit_gaussian", "GaussianMixture", "gaussian_mixture_log_prob", "fit_gaussian_mixture",
     "IndependentBernoulli", "fit_independent_bernoulli", "BernoulliMixture", "fit_bernoulli_mixture",
-    "NonlinearGaussian",
+    "NonlinearGaussian", "VAE", "LinearVAE",
 ]

@@ -7,6 +7,7 @@ example (summed over data dimensions, averaged over the batch).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -14,7 +15,7 @@ import torch
 
 from ..core.validation import check_bool, check_choice, check_generator, check_int, check_positive, check_real
 
-__all__ = ["TrainConfig", "train"]
+__all__ = ["TrainConfig", "train", "optimise"]
 
 
 @dataclass
@@ -116,16 +117,31 @@ def train(loss_fn: Callable, params: Iterable[torch.Tensor], config: TrainConfig
             raise ValueError(f"batch_size must be at most the {len(data)} rows of data, got {size}")
         batches = _batches(data, size, config.drop_last, generator)
     optimizer = _optimizer(params, config)
+    steps = (next(batches) for _ in range(config.steps)) if batches is not None else (None for _ in range(config.steps))
+    return optimise(loss_fn, optimizer, steps,
+                    lambda step, value: f"the loss became {value} at step {step}; lower lr?")
+
+
+def optimise(loss_fn: Callable, optimizer: torch.optim.Optimizer, inputs: Iterable,
+             describe: Callable[[int, float], str]) -> list[float]:
+    """The one optimisation loop, shared by `train` and `fit`: one step per item of `inputs`.
+
+    Each item is a batch passed to `loss_fn`, or None for `loss_fn()`. The loss must be a 0-d
+    tensor; a NaN or infinite one raises FloatingPointError with ``describe(step, value)`` BEFORE
+    any update is made from it, so the parameters keep their last finite values. Returns the
+    loss of every step (before its update). No argument checks: the callers validate once.
+    """
     losses = []
-    for _ in range(config.steps):
-        optimizer.zero_grad()
-        loss = loss_fn(next(batches)) if batches is not None else loss_fn()
+    for step, batch in enumerate(inputs):
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(batch) if batch is not None else loss_fn()
         if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
             got = f"shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else type(loss).__name__
             raise ValueError(f"loss_fn must return a 0-d tensor (the loss averaged over the batch), got {got}")
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"the loss became {loss.item()} at step {len(losses)}; lower lr?")
+        value = loss.item()
+        if not math.isfinite(value):
+            raise FloatingPointError(describe(step, value))
         loss.backward()
         optimizer.step()
-        losses.append(loss.item())
+        losses.append(value)
     return losses

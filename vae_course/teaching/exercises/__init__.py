@@ -5,7 +5,7 @@ checkers when this package is imported; nothing outside the package is touched.
 The names below are the public face of the checker machinery, for the chapters, the grader
 (`run_check`, `CHECK_MIME`) and checkers written outside the package (`call`, `expect_*`).
 """
-from . import ch01, ch01_more, ch02, ch02_more, ch03, ch03_more, ch04, ch05, ch06, ch07  # noqa: F401  (checkers)
+from . import ch01, ch01_more, ch02, ch02_more, ch03, ch03_more, ch04, ch05, ch06, ch07, ch08  # noqa: F401  (checkers)
 from ._core import (
     CHECK_MIME,
     FAIL_MARK,
