@@ -263,3 +263,32 @@ def test_linear_vae_trained_on_the_elbo_approaches_ppca():
     vc.fit(m, x, epochs=150, batch_size=200, lr=2e-2, progress=False)
     gap = (ppca.log_prob(x).mean() - m.log_prob(x).mean()).item()
     assert 0 <= gap + 1e-6 and gap < 0.05
+
+
+def test_cosine_decay_lowers_the_rate_every_epoch_and_bad_names_are_refused():
+    rates = []
+
+    class Probe(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def loss(self, x, generator=None):
+            return (self.w - x.mean()) ** 2
+
+    probe = Probe()
+    original = torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    torch.optim.Adam.step = spy
+    try:
+        vc.fit(probe, torch.zeros(4, 2), epochs=4, batch_size=4, lr=0.1, progress=False, lr_decay="cosine")
+    finally:
+        torch.optim.Adam.step = original
+    expected = [0.1 * 0.5 * (1 + math.cos(math.pi * e / 4)) for e in range(4)]
+    assert rates == pytest.approx(expected)
+    with pytest.raises(ValueError, match="lr_decay must be one of 'cosine'"):
+        vc.fit(probe, torch.zeros(4, 2), epochs=1, progress=False, lr_decay="linear")

