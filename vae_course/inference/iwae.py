@@ -1,6 +1,6 @@
 """The importance-weighted estimate of log p(x) with the encoder as proposal: `iwae_log_likelihood`.
 
-Written for chapter 8 (in preparation) (held-out log p(x) of a VAE in nats per image); the bound it computes is
+Taught in: chapter 8 (held-out log p(x) of a VAE in nats per image); the bound it computes is
 the IWAE bound of chapter 9 (Burda, Grosse and Salakhutdinov 2016).
 
 With K draws z_j ~ q(z | x) from the model's encoder and log-weights

@@ -1,8 +1,9 @@
 """The variational autoencoder: `VAE` (MLP encoder and decoder) and `LinearVAE` (whose optimum is PPCA).
 
-Written for chapter 8 (in preparation) (the VAE assembled from the pieces of chapters 5-7: the encoder is the
-amortized q(z | x) of chapter 6, the decoder p(x | z) a latent variable model of chapter 2, the
-loss the negative ELBO of chapter 5 with the reparameterized sample of chapter 7).
+Taught in: chapter 8 (the VAE, trained on digits; the linear VAE against PPCA). The VAE is assembled
+from the pieces of chapters 5-7: the encoder is the amortized q(z | x) of chapter 6, the decoder
+p(x | z) a latent variable model of chapter 2, the loss the negative ELBO of chapter 5 with the
+reparameterized sample of chapter 7.
 
 Both implement the model interface of Part II (`vae_course.inference.interface`):
 ``encode(x) -> (mu, logvar)``, ``decode(z)``, ``log_px_given_z(x, z) -> (..., N)`` in nats, with

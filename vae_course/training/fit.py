@@ -1,6 +1,6 @@
 """Fit a model with a `loss(x)` (a VAE) to a data tensor: `fit`, and its `History`.
 
-Written for chapter 8 (in preparation) (training the VAE on digits); used by chapter 9. The steps are those of the
+Taught in: chapter 8 (training the VAE on digits); used by chapter 9. The steps are those of the
 package's one optimisation loop (`vae_course.training.loop.optimise`, which `train` uses too);
 `fit` adds epochs, batches cut by tensor indexing (no per-item `DataLoader`), a held-out loss
 after every epoch, a progress bar and a device.

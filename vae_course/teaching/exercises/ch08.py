@@ -1,6 +1,6 @@
 """Checkers for chapter 8, The variational autoencoder.
 
-Written for chapter 8 (in preparation). Exercises:
+Taught in: chapter 8. Exercises:
 
 - `iwae_bound(log_weights)`: for log-weights of shape (K, N) (K importance draws for each of N
   examples), the importance-weighted estimate log (1/K) sum_j exp(log_weights[j, n]), shape (N,),
