@@ -54,25 +54,25 @@ def single_draw_variances(mu, logvar, x, b=0.0):
     Returns a dict of arrays (k,): score_mu, score_logvar, path_mu, path_logvar.
     """
     delta, sigma = mu - x, np.exp(0.5 * logvar)
-    k = len(mu)
+    k, e = len(mu), NODES
     c = -0.5 * k * LOG_2PI - b
-    half_sq = [(lambda e, i=i: -0.5 * (delta[i] + sigma[i] * e) ** 2) for i in range(k)]
-    means = np.array([gauss(h) for h in half_sq])
-    variances = np.array([gauss(lambda e, h=h: h(e) ** 2) for h in half_sq]) - means**2
+    E = lambda values: float(WEIGHTS @ values)  # noqa: E731  (E over eps, on the quadrature nodes)
+    half_sq = [-0.5 * (delta[i] + sigma[i] * e) ** 2 for i in range(k)]  # values at the nodes
+    means = np.array([E(h) for h in half_sq])
+    variances = np.array([E(h**2) for h in half_sq]) - means**2
     out = {name: np.zeros(k) for name in ("score_mu", "score_logvar", "path_mu", "path_logvar")}
     for j in range(k):
         mean_a = c + means.sum() - means[j]
         second_a = variances.sum() - variances[j] + mean_a**2
         B = half_sq[j]
-        for name, w in (("score_mu", lambda e: e / sigma[j]), ("score_logvar", lambda e: 0.5 * (e**2 - 1))):
-            second = (second_a * gauss(lambda e: w(e) ** 2) + 2 * mean_a * gauss(lambda e: B(e) * w(e) ** 2)
-                      + gauss(lambda e: B(e) ** 2 * w(e) ** 2))
-            first = mean_a * gauss(w) + gauss(lambda e: B(e) * w(e))
+        for name, w in (("score_mu", e / sigma[j]), ("score_logvar", 0.5 * (e**2 - 1))):  # the scores
+            second = second_a * E(w**2) + 2 * mean_a * E(B * w**2) + E(B**2 * w**2)
+            first = mean_a * E(w) + E(B * w)
             out[name][j] = second - first**2
-        slope = lambda e: -(delta[j] + sigma[j] * e)  # noqa: E731  (d f / d z_j at the draw)
-        out["path_mu"][j] = gauss(lambda e: slope(e) ** 2) - gauss(slope) ** 2
-        pl = lambda e: slope(e) * 0.5 * sigma[j] * e  # noqa: E731  (times d z_j / d logvar_j)
-        out["path_logvar"][j] = gauss(lambda e: pl(e) ** 2) - gauss(pl) ** 2
+        slope = -(delta[j] + sigma[j] * e)  # d f / d z_j at the draw
+        out["path_mu"][j] = E(slope**2) - E(slope) ** 2
+        path_logvar = slope * 0.5 * sigma[j] * e  # times d z_j / d logvar_j
+        out["path_logvar"][j] = E(path_logvar**2) - E(path_logvar) ** 2
     return out
 
 
