@@ -1,6 +1,6 @@
 """Unit conversions for log-likelihoods of images: nats, bits per dimension, dequantization.
 
-Taught in: chapter 3 (dequantization); bits per dimension are used again for the VAE (chapter 8, in preparation).
+Taught in: chapter 3 (dequantization); bits per dimension are used again for the VAE (chapter 8).
 
 A continuous density p on pixels scaled to [0, 1] can exceed one, so its log-density can be
 positive and is not comparable with the log-probability of a discrete model. Dequantization

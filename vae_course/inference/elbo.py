@@ -1,6 +1,6 @@
 """The evidence lower bound (ELBO): a Monte Carlo estimate for any model, the closed form for linear-Gaussian ones.
 
-Written for chapter 5 (in preparation) (the ELBO); used by chapters 4 (variational inference per point), 6
+Taught in: chapter 5 (the ELBO); used by chapters 4 (variational inference per point), 6
 (amortization gaps) and 8 (the VAE's loss is minus `elbo`, averaged over the batch).
 
 For q(z) = N(mu, diag(exp(logvar))) and the prior p(z) = N(0, I)::

@@ -1,6 +1,6 @@
 """Two Monte Carlo estimators of the gradient of E_q[f(z)] with respect to q's parameters (mu, logvar).
 
-Written for chapter 7 (in preparation) (the reparameterization trick). For q = N(mu, diag(exp(logvar))):
+Taught in: chapter 7 (the reparameterization trick). For q = N(mu, diag(exp(logvar))):
 
 - the score-function (REINFORCE) estimator uses only values of f::
 

@@ -1,6 +1,6 @@
 """Exact posteriors of models with a one- or two-dimensional latent, by quadrature on a grid.
 
-Written for chapter 4 (in preparation) (a non-Gaussian posterior, and what the best Gaussian q misses) and chapter 6
+Taught in: chapter 4 (a non-Gaussian posterior, and what the best Gaussian q misses) and chapter 6
 (the approximation gap of a non-linear model needs its exact log p(x)).
 
 On a regular grid of G points per axis over [-limit, limit]^k (midpoints of G equal cells of

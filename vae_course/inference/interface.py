@@ -1,6 +1,6 @@
 """The model interface of Part II, and the checks every inference function runs at its boundary.
 
-Written for chapter 4 (in preparation) (variational inference through a model's likelihood), used by chapters 5-8.
+Taught in: chapter 4 (variational inference through a model's likelihood), used by chapters 5-8.
 
 Every latent-variable model of the course implements three methods; the inference and
 training code touches a model only through them:

@@ -1,6 +1,6 @@
 """Variational inference per data point: the objective, and the best diagonal Gaussian for a Gaussian target.
 
-Written for chapter 4 (in preparation) (variational inference); used by chapter 6 (the best q per point, against
+Taught in: chapter 4 (variational inference); used by chapter 6 (the best q per point, against
 which an encoder's q is measured). The optimisation itself is `vc.fit_gaussian_q`
 (`vae_course.training.vi`), which runs this objective through the package's one training loop.
 

@@ -1,6 +1,6 @@
 """A small non-linear latent variable model whose posterior is not Gaussian: `NonlinearGaussian`.
 
-Written for chapter 4 (in preparation) (a posterior that no Gaussian q fits, computed exactly on a grid) and
+Taught in: chapter 4 (a posterior that no Gaussian q fits, computed exactly on a grid) and
 chapter 6 (where a linear encoder cannot reach the best q of each point). Its latent space is
 small (one or two dimensions), so `vae_course.inference.grid_posterior` gives its exact
 posterior and log p(x) by quadrature: the yardstick of the approximations, as PPCA's closed

@@ -1,6 +1,6 @@
 """Variational inference per data point by gradient ascent on the ELBO: `fit_gaussian_q`.
 
-Written for chapter 4 (in preparation) (variational inference); used by chapter 6 (the best q per point, the
+Taught in: chapter 4 (variational inference); used by chapter 6 (the best q per point, the
 yardstick of the amortization gap). The objective is `vae_course.inference.vi_loss`; the
 optimisation is the package's one loop, `train`.
 """

@@ -1,6 +1,6 @@
 """Checkers for chapter 4, Variational inference.
 
-Written for chapter 4 (in preparation). Exercises:
+Taught in: chapter 4. Exercises:
 
 - `kl_normal_normal(mu_q, logvar_q, mu_p, logvar_p)`: KL(q || p) between diagonal Gaussians,
   summed over the last dimension, one value per example (nats).

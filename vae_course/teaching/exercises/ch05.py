@@ -1,6 +1,6 @@
 """Checkers for chapter 5, The ELBO.
 
-Written for chapter 5 (in preparation). Exercises:
+Taught in: chapter 5. Exercises:
 
 - `kl_normal_std_normal(mu, logvar)`: KL(N(mu, diag(exp(logvar))) || N(0, I)), summed over the
   last dimension, one value per example (nats).

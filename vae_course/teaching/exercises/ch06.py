@@ -1,6 +1,6 @@
 """Checkers for chapter 6, Amortization.
 
-Written for chapter 6 (in preparation). Exercises:
+Taught in: chapter 6. Exercises:
 
 - `inference_gaps(log_px, elbo_best, elbo_encoder)`: the pair ``(approximation, amortization)``,
   each (N,) in nats: log p(x) - ELBO(best q per point), and ELBO(best q) - ELBO(encoder's q)

@@ -1,6 +1,6 @@
 """Checkers for chapter 7, The reparameterization trick.
 
-Written for chapter 7 (in preparation). Exercises:
+Taught in: chapter 7. Exercises:
 
 - `reparameterize(mu, logvar, generator=None)`: a sample z = mu + exp(logvar / 2) * eps of
   q = N(mu, diag(exp(logvar))), with eps ~ N(0, I) of mu's shape drawn with `generator`
