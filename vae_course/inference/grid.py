@@ -40,7 +40,7 @@ class GridPosterior(NamedTuple):
 
     @property
     def cell_area(self) -> float:
-        """The volume h^k of one grid cell: ``exp(log_density) * cell_area`` sums to 1 over the grid."""
+        """The volume h^k of one grid cell, so that ``exp(log_density) * cell_area`` sums to 1 over the grid."""
         h = float(self.axis[1] - self.axis[0]) if len(self.axis) > 1 else 1.0
         return h ** (self.log_density.dim() - 1)
 
