@@ -15,11 +15,25 @@ from __future__ import annotations
 
 import torch
 
+from ..core.distributions import LOG_2PI
 from ..core.validation import check_choice, check_generator, check_int, check_positive
 from .linear_gaussian import FactorAnalysis
 from .pca import _check_latent_dim, _fit_data, fit_ppca, sample_covariance
 
 __all__ = ["fit_factor_analysis"]
+
+
+def _mean_log_likelihood(S: torch.Tensor, psi: torch.Tensor, A: torch.Tensor, SA: torch.Tensor,
+                         L: torch.Tensor) -> float:
+    """mean_n log N(x_n; b, W W^T + diag(psi)) from the sample covariance S around b, in nats.
+
+    -1/2 [d log 2 pi + log|C| + tr(C^{-1} S)], with log|C| = log|Psi| + log|G| and, by Woodbury,
+    tr(C^{-1} S) = tr(Psi^{-1} S) - tr(G^{-1} A^T S A); A = Psi^{-1} W, SA = S A, L = chol(G).
+    """
+    d = S.shape[0]
+    quad = (torch.diagonal(S) / psi).sum() - torch.trace(torch.cholesky_solve(A.T @ SA, L))
+    logdet = torch.log(psi).sum() + 2 * torch.log(torch.diagonal(L)).sum()
+    return float(-0.5 * (d * LOG_2PI + logdet + quad))
 
 
 def fit_factor_analysis(x: torch.Tensor, latent_dim: int, steps: int = 50,
@@ -54,8 +68,10 @@ def fit_factor_analysis(x: torch.Tensor, latent_dim: int, steps: int = 50,
 
     Notes
     -----
-    The E-step is the model's exact posterior, ``p(z | x_n) = N(m_n, V)`` (`LinearGaussian.posterior`).
-    With the data averages ``SB = mean_n (x_n - b) m_n^T`` (d, k) and ``E[z z^T] = V + mean_n m_n m_n^T``
+    The E-step is the model's exact posterior, ``p(z | x_n) = N(m_n, V)`` (`LinearGaussian.posterior`),
+    used through the data averages it enters, which depend on the data only through S (so a step
+    costs O(d^2 k), whatever N; the log-likelihood of `history` likewise). With the data averages
+    ``SB = mean_n (x_n - b) m_n^T`` (d, k) and ``E[z z^T] = V + mean_n m_n m_n^T``
     (k, k), the M-step sets ``W = SB E[z z^T]^{-1}`` and ``psi = max(diag(S) - diag(W SB^T), var_floor)``,
     with S the sample covariance.
     """
@@ -78,15 +94,21 @@ def fit_factor_analysis(x: torch.Tensor, latent_dim: int, steps: int = 50,
         gen_device = generator.device if generator is not None else torch.device("cpu")
         W = (0.01 * torch.randn(d, k, generator=generator, dtype=torch.float64, device=gen_device)).to(x.device)
         psi = torch.diagonal(S).clamp_min(var_floor).clone()
-    xc = x - mean
-    model = FactorAnalysis(W, mean, psi)
-    history = [float(model.log_prob(x).mean())]
-    for _ in range(steps):
-        post_mean, post_cov = model.posterior(x)  # E-step: the exact p(z | x_n) under the current model
-        SB = xc.T @ post_mean / x.shape[0]  # (d, k): mean of (x - b) E[z | x]^T
-        Ezz = post_cov + post_mean.T @ post_mean / x.shape[0]  # (k, k): mean of E[z z^T | x]
+    history = []
+    for step in range(steps + 1):
+        # The E-step and the mean log-likelihood, both from S (d x d, computed once): O(d^2 k) per
+        # step, whatever N. With A = Psi^{-1} W and G = I + W^T A (the posterior precision), the
+        # posterior of x_n is N(G^{-1} A^T (x_n - b), G^{-1}) (as `FactorAnalysis.posterior` gives it).
+        A = W / psi[:, None]
+        G = torch.eye(k, dtype=W.dtype, device=W.device) + W.T @ A
+        L = torch.linalg.cholesky(G)
+        SA = S @ A  # (d, k)
+        history.append(_mean_log_likelihood(S, psi, A, SA, L))
+        if step == steps:
+            break
+        G_inv = torch.cholesky_inverse(L)
+        SB = SA @ G_inv  # (d, k): mean of (x - b) E[z | x]^T
+        Ezz = G_inv + G_inv @ (A.T @ SA) @ G_inv  # (k, k): mean of E[z z^T | x]
         W = torch.linalg.solve(Ezz, SB.T).T  # M-step
         psi = (torch.diagonal(S) - (W * SB).sum(1)).clamp_min(var_floor)
-        model = FactorAnalysis(W, mean, psi)
-        history.append(float(model.log_prob(x).mean()))
     return FactorAnalysis(W, mean, psi, var_floor=var_floor, history=history)
