@@ -136,6 +136,18 @@ def test_reconstruction_and_kl_terms_at_the_posterior(glued, model20, X):
     assert glued["recon_post_mean"] == pytest.approx((model20["logp"] + kl_prior).mean().item(), rel=1e-9)
     assert glued["elbo_post_mean"] == pytest.approx(model20["logp"].mean().item(), rel=1e-9)
     assert glued["loss_post"] == pytest.approx(-glued["elbo_post_mean"], rel=1e-12)
+    assert glued["post_var_mean"] == pytest.approx(cov.diagonal().mean().item(), rel=1e-9)
+
+
+def test_random_q_loses_on_reconstruction_not_on_the_kl(glued, model20):
+    """The prose: the random q's KL to the prior is smaller than the posterior's (its variances are
+    near the prior's, the posterior's are small, the means of similar size), so its ELBO's whole
+    shortfall comes from the reconstruction term."""
+    assert glued["kl_random_mean"] < glued["kl_post_mean"]
+    assert glued["recon_post_mean"] - glued["recon_random_mean"] > glued["elbo_post_mean"] - glued["elbo_random_mean"]
+    assert glued["post_var_mean"] < 0.1  # narrow, next to the random q's variances around one
+    rms_post = model20["mean"].pow(2).mean().sqrt().item()
+    assert 0.5 < rms_post < 2  # the posterior means are of the size of the random ones (sd 1)
 
 
 def test_monte_carlo_kl_against_its_closed_forms(glued, model20):

@@ -213,3 +213,28 @@ def test_one_draw_per_example(glued, ppca_noise):
     assert glued["mse_many_images"] == pytest.approx((v_data + v_mc) / 100, rel=0.1)
     assert glued["mse_gain"] == pytest.approx(glued["mse_one_image"] / glued["mse_many_images"], rel=1e-12)
     assert glued["mse_gain"] > 50
+
+
+def test_the_mean_of_f_is_close_to_but_not_the_best_constant_baseline():
+    """The text: b = E_q[f] is "close to, though not exactly, the variance-minimising constant".
+
+    The variance of (f - b) eps_j / sigma_j is quadratic in b, minimised at b_j = E[f eps_j^2];
+    here E[f eps_j^2] = E_q[f] - sigma_j^2, by quadrature.
+    """
+    mu, logvar, x = chapter_problem()
+    mean_f = expected_f(mu, logvar, x)
+    delta, sigma = mu - x, np.exp(0.5 * logvar)
+    k = len(mu)
+    sq_means = np.array([gauss(lambda e, i=i: (delta[i] + sigma[i] * e) ** 2) for i in range(k)])
+    best_b = np.array([-0.5 * k * LOG_2PI - 0.5 * (sq_means.sum() - sq_means[j])
+                       - 0.5 * gauss(lambda e, j=j: (delta[j] + sigma[j] * e) ** 2 * e**2)
+                       for j in range(k)])
+    assert best_b == pytest.approx(mean_f - sigma**2, rel=1e-10)
+    best = np.array([single_draw_variances(mu, logvar, x, b=best_b[j])["score_mu"][j] for j in range(k)])
+    for j in range(k):  # it is the minimum of the quadratic
+        for step in (-0.1, 0.1):
+            assert single_draw_variances(mu, logvar, x, b=best_b[j] + step)["score_mu"][j] > best[j]
+    path = single_draw_variances(mu, logvar, x)["path_mu"].sum()
+    with_mean = single_draw_variances(mu, logvar, x, b=mean_f)["score_mu"].sum() / path
+    optimal = best.sum() / path
+    assert optimal < with_mean < 1.15 * optimal

@@ -137,6 +137,23 @@ def test_importance_weighted_estimates_tighten(glued, test_images):
     assert glued["nll_bpd"] == pytest.approx(k100 / (D * math.log(2)), rel=1e-9)
 
 
+def test_log_weights_underflow_in_float32_not_float64(glued):
+    lo, med, hi = glued["logw_min"], glued["logw_median"], glued["logw_max"]
+    assert lo <= med <= hi < 0
+    # with K = 1 the estimate is the log-weight, and the mean log-weight is minus nll_k1
+    assert lo < -glued["nll_k1"] < hi
+    f64_floor = math.log(float(np.finfo(np.float64).smallest_subnormal))
+    assert glued["f64_floor"] == pytest.approx(f64_floor, rel=1e-12)
+    assert lo > f64_floor  # float64 holds every weight of these images, as the text says
+    # float32 rounds exp(x) to zero below log(smallest subnormal / 2); "for most digits"
+    f32_zero = math.log(float(np.finfo(np.float32).smallest_subnormal) / 2)
+    assert 50 < glued["logw_f32_zero"] < 100
+    assert med < f32_zero < hi
+    # "their magnitude grows with the number of pixels": at the same nats per pixel, an image of
+    # 64 x 64 x 3 values would be below the float64 floor
+    assert med / D * (64 * 64 * 3) < f64_floor
+
+
 # --- the linear VAE is PPCA -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -171,18 +188,56 @@ def test_linear_vae_lands_on_ppca(glued, low_res):
     assert angle < 3.0
 
 
-def test_linear_vae_importance_sampling_approaches_the_exact_marginal(glued):
+def _exact_gaussian_ll(X: np.ndarray, mu, W, s2) -> np.ndarray:
+    """log N(x_n; mu, W W^T + s2 I) for every row, (N,), by NumPy's slogdet and solve."""
+    C = W @ W.T + s2 * np.eye(W.shape[0])
+    _, logdet = np.linalg.slogdet(C)
+    r = X - mu
+    return -0.5 * (np.einsum("nd,nd->n", r, np.linalg.solve(C, r.T).T) + logdet
+                   + X.shape[1] * math.log(2 * math.pi))
+
+
+def _linear_vae_exact_gap(params: dict, X: np.ndarray) -> float:
+    """Mean of log p(x) - ELBO(q) for a LinearVAE's glued state_dict, both in closed form (NumPy).
+
+    q = N(E x + e, diag(s^2)), p(x | z) = N(W z + b, sigma2 I):
+    E_q[log p(x | z)] = -d/2 log(2 pi sigma2) - (|x - W m - b|^2 + sum_j s_j^2 |w_j|^2) / (2 sigma2),
+    KL(q || N(0, I)) = 1/2 sum_j (m_j^2 + s_j^2 - 1 - log s_j^2).
+    """
+    E, e = np.array(params["encoder.weight"]), np.array(params["encoder.bias"])
+    logvar, W, b = np.array(params["enc_logvar"]), np.array(params["W"]), np.array(params["b"])
+    s2 = math.exp(params["log_sigma2"])
+    m, v = X @ E.T + e, np.exp(logvar)
+    d = X.shape[1]
+    recon = (-0.5 * d * math.log(2 * math.pi * s2)
+             - (((X - m @ W.T - b) ** 2).sum(1) + (v * (W**2).sum(0)).sum()) / (2 * s2))
+    kl = 0.5 * (m**2 + v - 1 - logvar).sum(1)
+    return float((_exact_gaussian_ll(X, b, W, s2) - (recon - kl)).mean())
+
+
+def test_linear_vae_importance_sampling_approaches_the_exact_marginal(glued, low_res):
     table = glued["lin_iwae_table"]
     assert [row[0] for row in table] == [1, 10, 100, 1000]
     early, trained = [row[1] for row in table], [row[2] for row in table]
+    # K = 1 is the exact ELBO (closed form, no sampling): recompute it in NumPy from the glued weights
+    x_lin = low_res[1][::5]
+    assert len(x_lin) == 200
+    assert early[0] == pytest.approx(_linear_vae_exact_gap(glued["lin_early_params"], x_lin), abs=1e-8)
+    assert trained[0] == pytest.approx(_linear_vae_exact_gap(glued["lin_trained_params"], x_lin), abs=1e-8)
+    # the glued trained weights are the model the rest of the section measured
+    assert np.allclose(glued["lin_trained_params"]["W"], glued["lin_W"], atol=1e-12)
     # ELBO <= IWAE <= exact in expectation: every gap (exact minus estimate) >= 0 up to noise,
     # and the gap shrinks as K grows.
     assert min(early + trained) > -0.02
+    assert trained[0] >= 0 and early[0] > 0  # an exact ELBO is below log p(x)
     assert all(b < a + 0.01 for a, b in zip(early, early[1:]))
     assert early[0] > 10 * early[-1] and early[-1] < 0.05
-    assert max(abs(g) for g in trained) < 0.02
+    # "the ELBO is a fraction of a hundredth of a nat below log p(x)" for the trained model
+    assert 0 < trained[0] < 0.01
+    assert max(abs(g) for g in trained[1:]) < 0.01
     assert glued["gap_early_k1"] == early[0] and glued["gap_early_k1000"] == early[-1]
-    assert glued["gap_trained_max"] == pytest.approx(max(abs(g) for g in trained), rel=1e-12)
+    assert glued["gap_trained_k1"] == trained[0]
+    assert glued["gap_trained_iw_max"] == pytest.approx(max(abs(g) for g in trained[1:]), rel=1e-12)
 
 
 # --- without the KL term ----------------------------------------------------------------------------
