@@ -236,6 +236,13 @@ def test_fit_bad_input_is_named_before_training():
             vc.fit(m, x, epochs=1, device="cuda", progress=False)
     with pytest.raises(TypeError, match="model must be a torch.nn.Module with a loss"):
         vc.fit(object(), x, epochs=1)
+
+    class NoParameters(torch.nn.Module):
+        def loss(self, x, generator=None):
+            return x.sum()
+
+    with pytest.raises(ValueError, match="model must have parameters to train"):
+        vc.fit(NoParameters(), x, epochs=1, progress=False)
     with pytest.raises(ValueError, match="likelihood must be one of"):
         vc.VAE(784, 2, 8, likelihood="poisson")
     with pytest.raises(ValueError, match="sigma2 applies to likelihood='gaussian' only"):

@@ -1,6 +1,6 @@
 """Fit a model with a `loss(x)` (a VAE) to a data tensor: `fit`, and its `History`.
 
-Taught in: chapter 8 (training the VAE on digits); used by chapter 9. The steps are those of the
+Taught in: chapter 8 (training the VAE on digits). The steps are those of the
 package's one optimisation loop (`vae_course.training.loop.optimise`, which `train` uses too);
 `fit` adds epochs, batches cut by tensor indexing (no per-item `DataLoader`), a held-out loss
 after every epoch, a progress bar and a device.
@@ -95,6 +95,9 @@ def fit(model, x: torch.Tensor, *, epochs: int, batch_size: int = 128, lr: float
     if not isinstance(model, torch.nn.Module) or not callable(getattr(model, "loss", None)):
         raise TypeError(f"model must be a torch.nn.Module with a loss(x) method (vc.VAE, vc.LinearVAE), "
                         f"got {type(model).__name__}")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError(f"model must have parameters to train (tensors with requires_grad=True); the "
+                         f"{type(model).__name__} given has none")
     epochs = check_int("epochs", epochs, low=1)
     batch_size = check_int("batch_size", batch_size, low=1)
     seed = check_int("seed", seed, low=0)
