@@ -247,6 +247,10 @@ def test_fit_bad_input_is_named_before_training():
         vc.VAE(784, 2, 8, likelihood="poisson")
     with pytest.raises(ValueError, match="sigma2 applies to likelihood='gaussian' only"):
         vc.VAE(784, 2, 8, sigma2=0.1)
+    with pytest.raises(ValueError, match="x must have 784 columns"):
+        m.encode(torch.rand(3, 100))
+    with pytest.raises(ValueError, match=r"x must hold values in \[0, 1\]"):
+        m.encode(2 * x)
     with pytest.raises(ValueError, match="z must have shape"):
         m.decode_check = m.log_px_given_z(x[:2], torch.zeros(2, 5))
     with pytest.raises(ValueError, match="k must be an integer >= 1"):

@@ -97,6 +97,17 @@ class _LatentModel(nn.Module):
                              f"got shape {tuple(z.shape)}")
         return self._log_px_given_z(x, z)
 
+    def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(mu, logvar)` of q(z | x) = N(mu, diag(exp(logvar))), each (N, latent_dim).
+
+        `x` is checked first (`check_input`: its width, dtype, finiteness and, for a Bernoulli
+        likelihood, the range [0, 1]); the training loop calls the network without the checks.
+        """
+        return self._encode(self.check_input(x))
+
     def log_pz(self, z: torch.Tensor) -> torch.Tensor:
         """The prior log N(z; 0, I) in nats, summed over the latent dimensions: z (..., k) gives (...)."""
         z = self._latents(z)
@@ -104,7 +115,7 @@ class _LatentModel(nn.Module):
 
     def batch_loss(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """`loss` without any checks, for training loops that validate the data once (`vc.fit`)."""
-        mu, logvar = self.encode(x)
+        mu, logvar = self._encode(x)
         elbo, _, _ = monte_carlo_elbo(self._log_px_given_z, x, mu, logvar, 1, generator)
         return -elbo.mean()
 
@@ -131,7 +142,7 @@ class _LatentModel(nn.Module):
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Decode the encoder's mean: the mean of p(x | z = mu(x)), (N, d)."""
-        mu, _ = self.encode(self.check_input(x))
+        mu, _ = self._encode(self.check_input(x))
         return self.mean_image(mu)
 
 
@@ -169,8 +180,8 @@ class VAE(_LatentModel):
             # softplus(raw) + var_floor starts at a variance of 0.1 + var_floor for every pixel
             self.raw_var = nn.Parameter(torch.full((self.data_dim,), math.log(math.expm1(0.1))))
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """`(mu, logvar)` of q(z | x) = N(mu, diag(exp(logvar))), each (N, latent_dim)."""
+    def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoder network: `(mu, logvar)`, each (N, latent_dim), for checked rows `x`."""
         h = F.relu(self.fc1(x))
         return self.fc_mu(h), self.fc_logvar(h)
 
@@ -240,7 +251,7 @@ class LinearVAE(_LatentModel):
     def sigma2(self) -> torch.Tensor:
         return torch.exp(self.log_sigma2)
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """`(mu, logvar)`, each (N, latent_dim): mu = E x + e, logvar the same learned vector for every row."""
         mu = self.encoder(x)
         return mu, self.enc_logvar.expand_as(mu)
