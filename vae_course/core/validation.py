@@ -106,6 +106,23 @@ def check_data(name: str, x, *, dim: int | None = None, min_rows: int = 1, finit
     return x
 
 
+def check_latents(name: str, z, latent_dim: int, rows: int | None = None) -> torch.Tensor:
+    """Latent codes of shape (..., latent_dim), floating point and finite; `z` itself.
+
+    With `rows` = N (the rows of the data they belong to) the shape must be (..., N, latent_dim):
+    one code per example, with any leading draw dimensions. The one check of z shared by every
+    model's `decode`, `log_px_given_z` and `log_pz`.
+    """
+    k = latent_dim
+    z = check_tensor(name, z, what=f"of shape (..., {k}) (latent_dim = {k})")
+    if z.dim() < 1 or z.shape[-1] != k:
+        raise ValueError(f"{name} must have shape (..., {k}) (latent_dim = {k}), got shape {tuple(z.shape)}")
+    if rows is not None and (z.dim() < 2 or z.shape[-2] != rows):
+        raise ValueError(f"{name} must have shape (..., N, {k}) with N = {rows} (the rows of x), "
+                         f"got shape {tuple(z.shape)}")
+    return z
+
+
 def check_int(name: str, value, *, low: int | None = None, high: int | None = None) -> int:
     """An integer (not a bool) in [low, high]; returned as a Python int."""
     if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point() \

@@ -52,6 +52,7 @@ from ..core.validation import (
     check_data,
     check_generator,
     check_int,
+    check_latents,
     check_positive,
     check_real,
     check_tensor,
@@ -151,11 +152,8 @@ class LinearGaussian:
         x = check_data(name, x, dim=self.data_dim)
         return x.to(dtype=self.W.dtype, device=self.W.device)
 
-    def _latents(self, z, name: str = "z") -> torch.Tensor:
-        z = check_tensor(name, z, what=f"of shape (..., {self.latent_dim}) (latent_dim = {self.latent_dim})")
-        if z.dim() < 1 or z.shape[-1] != self.latent_dim:
-            raise ValueError(f"{name} must have shape (..., {self.latent_dim}) (latent_dim = {self.latent_dim}), "
-                             f"got shape {tuple(z.shape)}")
+    def _latents(self, z, name: str = "z", rows: int | None = None) -> torch.Tensor:
+        z = check_latents(name, z, self.latent_dim, rows=rows)
         return z.to(dtype=self.W.dtype, device=self.W.device)
 
     def _precision_factor(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -253,10 +251,7 @@ class LinearGaussian:
         For instance z (N, k) gives (N,), and z (S, N, k), S latent draws per example, gives (S, N).
         """
         x = self._data(x)
-        z = self._latents(z)
-        if z.dim() < 2 or z.shape[-2] != x.shape[0]:
-            raise ValueError(f"z must have shape (..., N, {self.latent_dim}) with N = {x.shape[0]} (the rows of x), "
-                             f"got shape {tuple(z.shape)}")
+        z = self._latents(z, rows=x.shape[0])
         mean, logvar = self.decode(z)
         return gaussian_log_prob(x, mean, logvar)
 

@@ -23,7 +23,15 @@ import math
 import torch
 
 from ..core.distributions import gaussian_log_prob
-from ..core.validation import check_bool, check_data, check_generator, check_int, check_positive, check_tensor
+from ..core.validation import (
+    check_bool,
+    check_data,
+    check_generator,
+    check_int,
+    check_latents,
+    check_positive,
+    check_tensor,
+)
 
 __all__ = ["NonlinearGaussian"]
 
@@ -78,11 +86,8 @@ class NonlinearGaussian:
         B = torch.randn(d, h, generator=generator, dtype=dtype) / math.sqrt(h)
         return cls(A, c, B, torch.zeros(d, dtype=dtype), sigma2)
 
-    def _latents(self, z, name: str = "z") -> torch.Tensor:
-        z = check_tensor(name, z, what=f"of shape (..., {self.latent_dim}) (latent_dim = {self.latent_dim})")
-        if z.dim() < 1 or z.shape[-1] != self.latent_dim:
-            raise ValueError(f"{name} must have shape (..., {self.latent_dim}) (latent_dim = {self.latent_dim}), "
-                             f"got shape {tuple(z.shape)}")
+    def _latents(self, z, name: str = "z", rows: int | None = None) -> torch.Tensor:
+        z = check_latents(name, z, self.latent_dim, rows=rows)
         return z.to(dtype=self.A.dtype, device=self.A.device)
 
     def mean(self, z: torch.Tensor) -> torch.Tensor:
@@ -100,10 +105,7 @@ class NonlinearGaussian:
     def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x | z) in nats, summed over the data dimensions; x (N, d) and z (..., N, k) give (..., N)."""
         x = check_data("x", x, dim=self.data_dim).to(dtype=self.A.dtype, device=self.A.device)
-        z = self._latents(z)
-        if z.dim() < 2 or z.shape[-2] != x.shape[0]:
-            raise ValueError(f"z must have shape (..., N, {self.latent_dim}) with N = {x.shape[0]} (the rows of x), "
-                             f"got shape {tuple(z.shape)}")
+        z = self._latents(z, rows=x.shape[0])
         mean, logvar = self.decode(z)
         return gaussian_log_prob(x, mean, logvar)
 

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.distributions import LOG_2PI, monte_carlo_elbo
-from ..core.validation import check_choice, check_data, check_generator, check_int, check_positive
+from ..core.validation import check_choice, check_data, check_generator, check_int, check_latents, check_positive
 from .linear_gaussian import PPCA
 
 __all__ = ["VAE", "LinearVAE"]
@@ -76,14 +76,8 @@ class _LatentModel(nn.Module):
     def _device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def _latents(self, z, name: str = "z") -> torch.Tensor:
-        if not isinstance(z, torch.Tensor) or not z.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point torch.Tensor of shape (..., {self.latent_dim}), "
-                            f"got {type(z).__name__ if not isinstance(z, torch.Tensor) else z.dtype}")
-        if z.dim() < 1 or z.shape[-1] != self.latent_dim:
-            raise ValueError(f"{name} must have shape (..., {self.latent_dim}) (latent_dim = {self.latent_dim}), "
-                             f"got shape {tuple(z.shape)}")
-        return z
+    def _latents(self, z, name: str = "z", rows: int | None = None) -> torch.Tensor:
+        return check_latents(name, z, self.latent_dim, rows=rows)
 
     def _log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -91,11 +85,7 @@ class _LatentModel(nn.Module):
     def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x | z) in nats, summed over the data dimensions; x (N, d) and z (..., N, k) give (..., N)."""
         x = self.check_input(x)
-        z = self._latents(z)
-        if z.dim() < 2 or z.shape[-2] != x.shape[0]:
-            raise ValueError(f"z must have shape (..., N, {self.latent_dim}) with N = {x.shape[0]} (the rows of x), "
-                             f"got shape {tuple(z.shape)}")
-        return self._log_px_given_z(x, z)
+        return self._log_px_given_z(x, self._latents(z, rows=x.shape[0]))
 
     def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
